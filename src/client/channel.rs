@@ -1,0 +1,359 @@
+//! [`Channel`]: a cloneable handle on one HTTP/2 connection, re-established
+//! through a [`Connector`] when it breaks.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use h2::client::SendRequest;
+use http::uri::Authority;
+use http::HeaderValue;
+
+use crate::rt::SharedRuntime;
+use crate::transport::{self, compat, BoxIo, Io};
+use crate::{Error, Status};
+
+/// Opens a new byte stream to the server: how a [`Channel`] reconnects after
+/// its connection broke (a TCP connect, a libp2p `open_stream`, ...).
+///
+/// Any `Fn() -> impl Future<Output = io::Result<BoxIo>>` closure is a connector.
+pub trait Connector: Send + Sync + 'static {
+    /// Opens a fresh stream.
+    fn connect(&self) -> BoxFuture<'static, io::Result<BoxIo>>;
+}
+
+impl<F, Fut> Connector for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<BoxIo>> + Send + 'static,
+{
+    fn connect(&self) -> BoxFuture<'static, io::Result<BoxIo>> {
+        Box::pin(self())
+    }
+}
+
+/// Configures a [`Channel`].
+#[derive(Clone)]
+pub struct ChannelBuilder {
+    runtime: Option<SharedRuntime>,
+    authority: Authority,
+    user_agent: HeaderValue,
+    initial_stream_window_size: u32,
+    initial_connection_window_size: u32,
+    max_frame_size: u32,
+    max_header_list_size: u32,
+    max_send_buffer_size: usize,
+    handshake_timeout: Duration,
+}
+
+impl fmt::Debug for ChannelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelBuilder")
+            .field("authority", &self.authority)
+            .field(
+                "initial_stream_window_size",
+                &self.initial_stream_window_size,
+            )
+            .field(
+                "initial_connection_window_size",
+                &self.initial_connection_window_size,
+            )
+            .field("max_frame_size", &self.max_frame_size)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ChannelBuilder {
+    fn default() -> Self {
+        ChannelBuilder {
+            runtime: None,
+            authority: Authority::from_static("localhost"),
+            user_agent: HeaderValue::from_static(concat!("p2p-grpc/", env!("CARGO_PKG_VERSION"))),
+            initial_stream_window_size: 1024 * 1024,
+            initial_connection_window_size: 2 * 1024 * 1024,
+            max_frame_size: 16 * 1024,
+            max_header_list_size: 16 * 1024,
+            max_send_buffer_size: 1024 * 1024,
+            handshake_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl ChannelBuilder {
+    /// The runtime that drives the connection and times deadlines (default:
+    /// the one chosen by the enabled features).
+    pub fn runtime(mut self, runtime: SharedRuntime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// The `:authority` sent with every call (default `localhost`; the TCP
+    /// helpers use the address dialed).
+    pub fn authority(mut self, authority: Authority) -> Self {
+        self.authority = authority;
+        self
+    }
+
+    /// The `user-agent` sent with every call.
+    pub fn user_agent(mut self, user_agent: HeaderValue) -> Self {
+        self.user_agent = user_agent;
+        self
+    }
+
+    /// HTTP/2 flow-control window of each call (default 1 MiB).
+    pub fn initial_stream_window_size(mut self, size: u32) -> Self {
+        self.initial_stream_window_size = size;
+        self
+    }
+
+    /// HTTP/2 flow-control window of the connection (default 2 MiB).
+    pub fn initial_connection_window_size(mut self, size: u32) -> Self {
+        self.initial_connection_window_size = size;
+        self
+    }
+
+    /// Largest HTTP/2 frame payload accepted (default 16 KiB).
+    pub fn max_frame_size(mut self, size: u32) -> Self {
+        self.max_frame_size = size;
+        self
+    }
+
+    /// Largest response header block accepted (default 16 KiB).
+    pub fn max_header_list_size(mut self, size: u32) -> Self {
+        self.max_header_list_size = size;
+        self
+    }
+
+    /// Time the HTTP/2 handshake may take (default 20 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    fn into_inner(self, connector: Option<Box<dyn Connector>>) -> Result<Inner, Error> {
+        let runtime = match self.runtime.clone() {
+            Some(runtime) => runtime,
+            None => crate::rt::default_runtime().ok_or_else(Error::no_runtime)?,
+        };
+        Ok(Inner {
+            runtime,
+            config: self,
+            current: Mutex::new(None),
+            connect_lock: futures::lock::Mutex::new(()),
+            connector,
+        })
+    }
+
+    /// Runs HTTP/2 over an already open byte stream. The channel cannot
+    /// reconnect: once the stream breaks, calls fail with `UNAVAILABLE`.
+    pub async fn connect(self, io: impl Io) -> Result<Channel, Error> {
+        let inner = self.into_inner(None)?;
+        let connection = inner.handshake(Box::new(io)).await?;
+        *inner.lock_current() = Some(connection);
+        Ok(Channel {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// A channel that opens its connection through `connector` at the first
+    /// call, and opens a fresh one whenever the current one has broken.
+    pub fn connect_lazy(self, connector: impl Connector) -> Result<Channel, Error> {
+        let inner = self.into_inner(Some(Box::new(connector)))?;
+        Ok(Channel {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Connects over TCP to `addr` now, and reconnects there after a failure.
+    pub async fn connect_tcp(mut self, addr: SocketAddr) -> Result<Channel, Error> {
+        if self.authority == Authority::from_static("localhost") {
+            if let Ok(authority) = Authority::try_from(addr.to_string()) {
+                self.authority = authority;
+            }
+        }
+        let channel = self.connect_lazy(move || async move {
+            let stream = transport::tcp_connect(addr).await?;
+            Ok(Box::new(stream) as BoxIo)
+        })?;
+        channel.inner.connection().await.map_err(|status| {
+            Error::from(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                status.message().to_owned(),
+            ))
+        })?;
+        Ok(channel)
+    }
+}
+
+/// A live HTTP/2 connection: the handle to open streams and a flag its
+/// driver task clears when the connection ends.
+#[derive(Clone)]
+struct Connection {
+    send: SendRequest<Bytes>,
+    alive: Arc<AtomicBool>,
+}
+
+struct Inner {
+    runtime: SharedRuntime,
+    config: ChannelBuilder,
+    current: Mutex<Option<Connection>>,
+    connect_lock: futures::lock::Mutex<()>,
+    connector: Option<Box<dyn Connector>>,
+}
+
+impl Inner {
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live(&self) -> Option<SendRequest<Bytes>> {
+        self.lock_current()
+            .as_ref()
+            .filter(|connection| connection.alive.load(Ordering::Acquire))
+            .map(|connection| connection.send.clone())
+    }
+
+    async fn handshake(&self, io: BoxIo) -> Result<Connection, Error> {
+        let config = &self.config;
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(config.initial_stream_window_size)
+            .initial_connection_window_size(config.initial_connection_window_size)
+            .max_frame_size(config.max_frame_size)
+            .max_header_list_size(config.max_header_list_size)
+            .max_send_buffer_size(config.max_send_buffer_size)
+            .enable_push(false);
+        let handshake = builder.handshake::<_, Bytes>(compat(io));
+        let timer = self.runtime.sleep(config.handshake_timeout);
+        let (send, connection) = match futures::future::select(std::pin::pin!(handshake), timer)
+            .await
+        {
+            futures::future::Either::Left((result, _)) => result?,
+            futures::future::Either::Right(_) => return Err(Error::timeout("HTTP/2 handshake")),
+        };
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        self.runtime.spawn(Box::pin(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "client connection ended with an error");
+            }
+            flag.store(false, Ordering::Release);
+        }));
+        Ok(Connection { send, alive })
+    }
+
+    /// The live connection, opening a new one through the connector when
+    /// there is none.
+    async fn connection(&self) -> Result<SendRequest<Bytes>, Status> {
+        if let Some(send) = self.live() {
+            return Ok(send);
+        }
+        let Some(connector) = &self.connector else {
+            return Err(Status::unavailable("connection closed"));
+        };
+        let _connecting = self.connect_lock.lock().await;
+        if let Some(send) = self.live() {
+            return Ok(send);
+        }
+        let io = connector
+            .connect()
+            .await
+            .map_err(|err| Status::unavailable(format!("connecting failed: {err}")))?;
+        let connection = self
+            .handshake(io)
+            .await
+            .map_err(|err| Status::unavailable(format!("HTTP/2 handshake failed: {err}")))?;
+        let send = connection.send.clone();
+        *self.lock_current() = Some(connection);
+        Ok(send)
+    }
+
+    fn mark_broken(&self) {
+        if let Some(connection) = self.lock_current().as_ref() {
+            connection.alive.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// A client's handle on a server: one HTTP/2 connection carrying any number
+/// of concurrent calls. Cheap to clone; clones share the connection.
+///
+/// Build one with [`Channel::connect`] over any byte stream,
+/// [`Channel::connect_tcp`], or [`Channel::builder`] for settings and
+/// reconnecting channels. Calls are made through generated clients or
+/// [`Grpc`](super::Grpc).
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("authority", &self.inner.config.authority)
+            .field("connected", &self.is_connected())
+            .field("reconnects", &self.inner.connector.is_some())
+            .finish()
+    }
+}
+
+impl Channel {
+    /// A builder for settings and reconnecting channels.
+    pub fn builder() -> ChannelBuilder {
+        ChannelBuilder::default()
+    }
+
+    /// Runs HTTP/2 over an open byte stream with default settings.
+    pub async fn connect(io: impl Io) -> Result<Channel, Error> {
+        ChannelBuilder::default().connect(io).await
+    }
+
+    /// Connects over TCP with default settings (reconnecting after failures).
+    pub async fn connect_tcp(addr: SocketAddr) -> Result<Channel, Error> {
+        ChannelBuilder::default().connect_tcp(addr).await
+    }
+
+    /// Whether the channel holds a live connection now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.live().is_some()
+    }
+
+    pub(crate) fn runtime(&self) -> &SharedRuntime {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn authority(&self) -> &Authority {
+        &self.inner.config.authority
+    }
+
+    pub(crate) fn user_agent(&self) -> &HeaderValue {
+        &self.inner.config.user_agent
+    }
+
+    /// A handle ready to open a stream. A broken connection is replaced
+    /// (once) when the channel can reconnect.
+    pub(crate) async fn ready(&self) -> Result<SendRequest<Bytes>, Status> {
+        let send = self.inner.connection().await?;
+        match send.ready().await {
+            Ok(send) => Ok(send),
+            Err(err) if self.inner.connector.is_some() => {
+                tracing::debug!(%err, "connection broke; reconnecting");
+                self.inner.mark_broken();
+                let send = self.inner.connection().await?;
+                send.ready()
+                    .await
+                    .map_err(|err| Status::from_h2_error(&err))
+            }
+            Err(err) => Err(Status::from_h2_error(&err)),
+        }
+    }
+}

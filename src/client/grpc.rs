@@ -1,0 +1,406 @@
+//! [`Grpc`]: typed calls of the four kinds over a [`Channel`].
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+use futures::{Stream, StreamExt};
+use h2::client::ResponseFuture;
+use h2::SendStream;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Uri};
+
+use super::Channel;
+use crate::codec::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::compression::CompressionEncoding;
+use crate::headers;
+use crate::rt::Sleep;
+use crate::streaming::{RecvBody, Side};
+use crate::{MetadataMap, Request, Response, Status, Streaming};
+
+/// Makes calls of the four kinds on a [`Channel`]: what generated clients
+/// wrap. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Grpc {
+    channel: Channel,
+    send_compression: Option<CompressionEncoding>,
+    max_decoding_message_size: usize,
+    max_encoding_message_size: usize,
+}
+
+impl Grpc {
+    /// Calls over `channel` with default settings.
+    pub fn new(channel: Channel) -> Self {
+        Grpc {
+            channel,
+            send_compression: None,
+            max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_encoding_message_size: usize::MAX,
+        }
+    }
+
+    /// Compresses request messages with `encoding` (`grpc-encoding`).
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.send_compression = Some(encoding);
+        self
+    }
+
+    /// Accepts responses compressed with `encoding`. Every supported
+    /// encoding is always accepted and advertised in
+    /// `grpc-accept-encoding`; this exists for tonic users' muscle memory.
+    pub fn accept_compressed(self, _encoding: CompressionEncoding) -> Self {
+        self
+    }
+
+    /// Largest response message accepted, after decompression (default
+    /// 4 MiB); larger ones fail the call with `RESOURCE_EXHAUSTED`.
+    pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+        self.max_decoding_message_size = limit;
+        self
+    }
+
+    /// Largest request message sent (default: no limit); larger ones fail
+    /// the call with `RESOURCE_EXHAUSTED` before anything is sent.
+    pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+        self.max_encoding_message_size = limit;
+        self
+    }
+
+    /// The channel calls go over.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// A unary call: one request, one response.
+    pub async fn unary<Req, Resp>(
+        &self,
+        request: Request<Req>,
+        path: &'static str,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let timeout = request.timeout();
+        let (metadata, _, message) = request.into_parts();
+        let payload = self.encode(&message)?;
+        let mut deadline = self.deadline(timeout);
+        let call = async {
+            let (response, mut send) = self.start(path, &metadata, timeout).await?;
+            // A failed send means the server already answered (or the stream
+            // broke): the response says which.
+            let _ = crate::body::send_data(&mut send, payload, true).await;
+            let (metadata, body) = self.response_headers(response).await?;
+            let mut messages = Streaming::<Resp>::new(body);
+            single_response(metadata, &mut messages).await
+        };
+        race_deadline(&mut deadline, call).await
+    }
+
+    /// A server-streaming call: one request, a stream of responses.
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        request: Request<Req>,
+        path: &'static str,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let timeout = request.timeout();
+        let (metadata, _, message) = request.into_parts();
+        let payload = self.encode(&message)?;
+        let mut deadline = self.deadline(timeout);
+        let call = async {
+            let (response, mut send) = self.start(path, &metadata, timeout).await?;
+            let _ = crate::body::send_data(&mut send, payload, true).await;
+            self.response_headers(response).await
+        };
+        let (metadata, mut body) = race_deadline(&mut deadline, call).await?;
+        body.set_deadline(deadline);
+        Ok(Response::from_parts(
+            metadata,
+            Streaming::new(body),
+            http::Extensions::new(),
+        ))
+    }
+
+    /// A client-streaming call: a stream of requests, one response.
+    pub async fn client_streaming<S, Req, Resp>(
+        &self,
+        request: Request<S>,
+        path: &'static str,
+    ) -> Result<Response<Resp>, Status>
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default,
+    {
+        let timeout = request.timeout();
+        let (metadata, _, messages) = request.into_parts();
+        let mut deadline = self.deadline(timeout);
+        let call = async {
+            let (response, send) = self.start(path, &metadata, timeout).await?;
+            let mut pump = pin!(self.pump(send, messages));
+            let mut pump_done = false;
+            let mut answer = pin!(async {
+                let (metadata, body) = self.response_headers(response).await?;
+                let mut messages = Streaming::<Resp>::new(body);
+                single_response(metadata, &mut messages).await
+            });
+            // Send and receive at once: the server may answer before it has
+            // read every request (then the answer wins).
+            poll_fn(|cx| {
+                if let Poll::Ready(answer) = answer.as_mut().poll(cx) {
+                    return Poll::Ready(answer);
+                }
+                if !pump_done {
+                    if let Poll::Ready(pumped) = pump.as_mut().poll(cx) {
+                        pump_done = true;
+                        if let Err(status) = pumped {
+                            return Poll::Ready(Err(status));
+                        }
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        race_deadline(&mut deadline, call).await
+    }
+
+    /// A bidirectional-streaming call: streams both ways. Requests are sent
+    /// from a task of their own, starting at once (without waiting for the
+    /// response headers); dropping the returned stream cancels the call.
+    pub async fn streaming<S, Req, Resp>(
+        &self,
+        request: Request<S>,
+        path: &'static str,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default,
+    {
+        let timeout = request.timeout();
+        let (metadata, _, messages) = request.into_parts();
+        let mut deadline = self.deadline(timeout);
+        let (response, send) =
+            race_deadline(&mut deadline, self.start(path, &metadata, timeout)).await?;
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let pump = self.clone().pump_owned(send, messages);
+        self.channel.runtime().spawn(Box::pin(async move {
+            // Ends when the requests are sent, the stream breaks, or the
+            // response stream was dropped (the cancel sender with it).
+            futures::future::select(Box::pin(pump), cancelled).await;
+        }));
+        let (metadata, mut body) =
+            race_deadline(&mut deadline, self.response_headers(response)).await?;
+        body.set_deadline(deadline);
+        body.set_cancel_on_drop(cancel);
+        Ok(Response::from_parts(
+            metadata,
+            Streaming::new(body),
+            http::Extensions::new(),
+        ))
+    }
+
+    fn encode<M: prost::Message>(&self, message: &M) -> Result<Bytes, Status> {
+        let mut buf = BytesMut::new();
+        encode_message(
+            message,
+            self.send_compression,
+            self.max_encoding_message_size,
+            &mut buf,
+        )?;
+        Ok(buf.freeze())
+    }
+
+    fn deadline(&self, timeout: Option<Duration>) -> Option<Sleep> {
+        timeout.map(|timeout| self.channel.runtime().sleep(timeout))
+    }
+
+    /// Opens the HTTP/2 stream of a call and sends its headers.
+    async fn start(
+        &self,
+        path: &'static str,
+        metadata: &MetadataMap,
+        timeout: Option<Duration>,
+    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
+        let mut send_request = self.channel.ready().await?;
+        let request = self.request_head(path, metadata, timeout)?;
+        send_request
+            .send_request(request, false)
+            .map_err(|err| Status::from_h2_error(&err))
+    }
+
+    fn request_head(
+        &self,
+        path: &'static str,
+        metadata: &MetadataMap,
+        timeout: Option<Duration>,
+    ) -> Result<http::Request<()>, Status> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.channel.authority().clone());
+        parts.path_and_query = Some(PathAndQuery::from_static(path));
+        let uri = Uri::from_parts(parts)
+            .map_err(|err| Status::internal(format!("invalid call path {path:?}: {err}")))?;
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri;
+        let map: &mut HeaderMap = request.headers_mut();
+        map.reserve(6 + metadata.len());
+        map.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(headers::APPLICATION_GRPC),
+        );
+        map.insert(
+            http::header::TE,
+            HeaderValue::from_static(headers::TE_TRAILERS),
+        );
+        map.insert(http::header::USER_AGENT, self.channel.user_agent().clone());
+        map.insert(
+            headers::GRPC_ACCEPT_ENCODING,
+            crate::compression::accept_encoding_header_value(),
+        );
+        if let Some(encoding) = self.send_compression {
+            map.insert(headers::GRPC_ENCODING, encoding.header_value());
+        }
+        if let Some(timeout) = timeout {
+            map.insert(
+                headers::GRPC_TIMEOUT,
+                crate::timeout::format_timeout(timeout),
+            );
+        }
+        metadata.append_to(map);
+        Ok(request)
+    }
+
+    /// Waits for the response headers; a trailers-only error response
+    /// becomes `Err(status)`.
+    async fn response_headers(
+        &self,
+        response: ResponseFuture,
+    ) -> Result<(MetadataMap, RecvBody), Status> {
+        let response = response.await.map_err(|err| Status::from_h2_error(&err))?;
+        let (parts, body) = response.into_parts();
+        if let Some(status) = Status::from_header_map(&parts.headers) {
+            // Trailers-only: the headers are the trailers.
+            if status.code() != crate::Code::Ok {
+                return Err(status);
+            }
+            return Ok((
+                MetadataMap::new(),
+                RecvBody::ended(MetadataMap::from_headers(parts.headers)),
+            ));
+        }
+        if parts.status != http::StatusCode::OK {
+            return Err(Status::from_http_status(parts.status));
+        }
+        let is_grpc = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| headers::is_grpc_content_type(value.as_bytes()));
+        if !is_grpc {
+            return Err(Status::internal(format!(
+                "response content-type is not gRPC: {:?}",
+                parts.headers.get(http::header::CONTENT_TYPE)
+            )));
+        }
+        let encoding =
+            CompressionEncoding::from_encoding_header(parts.headers.get(headers::GRPC_ENCODING))
+                .map_err(|status| Status::internal(status.message().to_owned()))?;
+        Ok((
+            MetadataMap::from_headers(parts.headers),
+            RecvBody::new(body, Side::Client, encoding, self.max_decoding_message_size),
+        ))
+    }
+
+    /// Sends every request message, then ends the stream. A local encoding
+    /// failure is returned (and resets the stream); a failed send is not: the
+    /// response will tell what happened.
+    async fn pump<S, Req>(&self, mut send: SendStream<Bytes>, messages: S) -> Result<(), Status>
+    where
+        S: Stream<Item = Req>,
+        Req: prost::Message,
+    {
+        let mut messages = pin!(messages);
+        let mut buf = BytesMut::new();
+        while let Some(message) = messages.next().await {
+            if let Err(status) = encode_message(
+                &message,
+                self.send_compression,
+                self.max_encoding_message_size,
+                &mut buf,
+            ) {
+                send.send_reset(h2::Reason::CANCEL);
+                return Err(status);
+            }
+            if crate::body::send_data(&mut send, buf.split().freeze(), false)
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        let _ = send.send_data(Bytes::new(), true);
+        Ok(())
+    }
+
+    async fn pump_owned<S, Req>(self, send: SendStream<Bytes>, messages: S)
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: prost::Message,
+    {
+        if let Err(status) = self.pump(send, messages).await {
+            tracing::debug!(%status, "request stream failed; call cancelled");
+        }
+    }
+}
+
+/// Reads the one message of a unary or client-streaming response, then its
+/// trailers.
+async fn single_response<Resp: prost::Message + Default>(
+    metadata: MetadataMap,
+    messages: &mut Streaming<Resp>,
+) -> Result<Response<Resp>, Status> {
+    let message = match messages.message().await? {
+        Some(message) => message,
+        None => return Err(Status::internal("response carries no message")),
+    };
+    if messages.message().await?.is_some() {
+        return Err(Status::internal(
+            "more than one response message for a unary call",
+        ));
+    }
+    let trailers = messages.trailers().await?.unwrap_or_default();
+    let mut response = Response::from_parts(metadata, message, http::Extensions::new());
+    response.set_trailers(trailers);
+    Ok(response)
+}
+
+/// Runs `call` unless the deadline passes first (then `DEADLINE_EXCEEDED`,
+/// and dropping `call` resets the stream). The deadline timer stays usable
+/// for the rest of the call.
+async fn race_deadline<T>(
+    deadline: &mut Option<Sleep>,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let mut call = pin!(call);
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = call.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        if let Some(deadline) = deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}

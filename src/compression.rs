@@ -1,0 +1,301 @@
+//! Message compression (`grpc-encoding`, `grpc-accept-encoding`).
+//!
+//! Only gzip is supported. Compression uses level 6, the zlib default that
+//! grpc-go and tonic use too: a good ratio for the small, repetitive messages
+//! gRPC carries, at a moderate speed. Decompression is bounded by a size
+//! limit so that a small "gzip bomb" cannot exhaust memory.
+
+use std::io::{Read, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use http::HeaderValue;
+
+use crate::Status;
+
+/// The gzip level used by [`compress`].
+const GZIP_LEVEL: u32 = 6;
+
+/// A message compression algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CompressionEncoding {
+    /// gzip (RFC 1952).
+    Gzip,
+}
+
+impl CompressionEncoding {
+    /// Every supported encoding.
+    pub const ALL: &'static [CompressionEncoding] = &[CompressionEncoding::Gzip];
+
+    /// The name of the encoding in `grpc-encoding` (`"gzip"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionEncoding::Gzip => "gzip",
+        }
+    }
+
+    /// The `grpc-encoding` header value of the encoding.
+    pub fn header_value(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
+
+    /// The encoding with this name, if supported (exact, lowercase match).
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        CompressionEncoding::ALL
+            .iter()
+            .copied()
+            .find(|e| e.as_str().as_bytes() == name)
+    }
+
+    /// Reads a `grpc-encoding` header value: absent or `identity` gives
+    /// `Ok(None)`, `gzip` gives `Ok(Some(Gzip))`, anything else an
+    /// `UNIMPLEMENTED` status (the caller may add `grpc-accept-encoding` to
+    /// its metadata).
+    pub fn from_encoding_header(value: Option<&HeaderValue>) -> Result<Option<Self>, Status> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let name = value.as_bytes().trim_ascii();
+        if name == b"identity" {
+            return Ok(None);
+        }
+        match Self::from_name(name) {
+            Some(encoding) => Ok(Some(encoding)),
+            None => Err(Status::unimplemented(format!(
+                "message compressed with `{}` which is not supported",
+                String::from_utf8_lossy(name)
+            ))),
+        }
+    }
+
+    /// Whether a `grpc-accept-encoding` header value (a comma-separated list,
+    /// spaces allowed) lists this encoding.
+    pub fn is_accepted_by(self, accept_header: Option<&HeaderValue>) -> bool {
+        let Some(accept) = accept_header else {
+            return false;
+        };
+        accept.as_bytes().split(|&b| b == b',').any(|name| {
+            name.trim_ascii()
+                .eq_ignore_ascii_case(self.as_str().as_bytes())
+        })
+    }
+}
+
+/// The `grpc-accept-encoding` value advertising every supported encoding
+/// (`"gzip"`).
+pub fn accept_encoding_header_value() -> HeaderValue {
+    HeaderValue::from_static("gzip")
+}
+
+/// Compresses `src`, appending the compressed bytes to `dst`.
+pub fn compress(
+    encoding: CompressionEncoding,
+    src: &[u8],
+    dst: &mut BytesMut,
+) -> std::io::Result<()> {
+    match encoding {
+        CompressionEncoding::Gzip => {
+            // Compressed data is usually smaller; a rough guess avoids most
+            // reallocations.
+            dst.reserve(src.len() / 2 + 32);
+            let mut encoder = GzEncoder::new(dst.writer(), flate2::Compression::new(GZIP_LEVEL));
+            encoder.write_all(src)?;
+            encoder.finish()?;
+            Ok(())
+        }
+    }
+}
+
+/// Decompresses `src`, refusing output larger than `limit` bytes.
+///
+/// Gives a `RESOURCE_EXHAUSTED` status when the output would exceed `limit`
+/// (at most about `limit` bytes are ever allocated) and an `INTERNAL` status
+/// for corrupt data. Concatenated gzip members are decoded as one stream.
+pub fn decompress(
+    encoding: CompressionEncoding,
+    src: &[u8],
+    limit: usize,
+) -> Result<Bytes, Status> {
+    match encoding {
+        CompressionEncoding::Gzip => read_limited(MultiGzDecoder::new(src), src.len(), limit),
+    }
+}
+
+fn read_limited(mut reader: impl Read, src_len: usize, limit: usize) -> Result<Bytes, Status> {
+    // One byte past the limit tells "exactly limit" from "too large".
+    let cap = limit.saturating_add(1);
+    let mut out: Vec<u8> = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            if filled >= cap {
+                break;
+            }
+            let grow_to = if out.is_empty() {
+                src_len.saturating_mul(4).clamp(256, 64 * 1024)
+            } else {
+                out.len().saturating_mul(2)
+            };
+            out.resize(grow_to.min(cap), 0);
+        }
+        match reader.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Status::internal(format!(
+                    "failed to decompress message: {e}"
+                )))
+            }
+        }
+    }
+    if filled > limit {
+        return Err(Status::resource_exhausted(format!(
+            "decompressed message larger than max ({limit} bytes)"
+        )));
+    }
+    out.truncate(filled);
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Code;
+
+    fn gzip(data: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        compress(CompressionEncoding::Gzip, data, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn names_and_headers() {
+        assert_eq!(CompressionEncoding::Gzip.as_str(), "gzip");
+        assert_eq!(CompressionEncoding::Gzip.header_value(), "gzip");
+        assert_eq!(accept_encoding_header_value(), "gzip");
+        assert_eq!(CompressionEncoding::ALL, &[CompressionEncoding::Gzip]);
+        assert_eq!(
+            CompressionEncoding::from_name(b"gzip"),
+            Some(CompressionEncoding::Gzip)
+        );
+        assert_eq!(CompressionEncoding::from_name(b"br"), None);
+    }
+
+    #[test]
+    fn encoding_header() {
+        let parse = |v: Option<&'static str>| {
+            let v = v.map(HeaderValue::from_static);
+            CompressionEncoding::from_encoding_header(v.as_ref())
+        };
+        assert_eq!(parse(None).unwrap(), None);
+        assert_eq!(parse(Some("identity")).unwrap(), None);
+        assert_eq!(
+            parse(Some("gzip")).unwrap(),
+            Some(CompressionEncoding::Gzip)
+        );
+        let err = parse(Some("br")).unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+        assert_eq!(
+            err.message(),
+            "message compressed with `br` which is not supported"
+        );
+        let err = CompressionEncoding::from_encoding_header(Some(
+            &HeaderValue::from_bytes(b"\xffzz").unwrap(),
+        ))
+        .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+    }
+
+    #[test]
+    fn accept_header() {
+        let gz = CompressionEncoding::Gzip;
+        let accepts = |v: &'static str| gz.is_accepted_by(Some(&HeaderValue::from_static(v)));
+        assert!(!gz.is_accepted_by(None));
+        assert!(accepts("gzip"));
+        assert!(accepts("identity,gzip"));
+        assert!(accepts("deflate, gzip , snappy"));
+        assert!(accepts("GZIP"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("gzipx, deflate"));
+        assert!(!accepts(""));
+    }
+
+    #[test]
+    fn round_trip() {
+        for data in [
+            Vec::new(),
+            b"hello hello hello hello".to_vec(),
+            (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect(),
+        ] {
+            let mut compressed = BytesMut::from(&b"prefix"[..]);
+            compress(CompressionEncoding::Gzip, &data, &mut compressed).unwrap();
+            assert_eq!(&compressed[..6], b"prefix");
+            let back = decompress(CompressionEncoding::Gzip, &compressed[6..], data.len()).unwrap();
+            assert_eq!(back, data);
+        }
+    }
+
+    #[test]
+    fn exact_limit_is_allowed_one_more_is_not() {
+        let data = vec![42u8; 1000];
+        let c = gzip(&data);
+        assert_eq!(
+            decompress(CompressionEncoding::Gzip, &c, 1000)
+                .unwrap()
+                .len(),
+            1000
+        );
+        let err = decompress(CompressionEncoding::Gzip, &c, 999).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        let err = decompress(CompressionEncoding::Gzip, &c, 0).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn bomb_is_limited() {
+        let zeros = vec![0u8; 10 * 1024 * 1024];
+        let c = gzip(&zeros);
+        assert!(c.len() < 64 * 1024, "compressed to {}", c.len());
+        let err = decompress(CompressionEncoding::Gzip, &c, 1024 * 1024).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        // With enough room it decodes.
+        let back = decompress(CompressionEncoding::Gzip, &c, usize::MAX).unwrap();
+        assert_eq!(back.len(), zeros.len());
+    }
+
+    #[test]
+    fn corrupt_data_is_internal() {
+        let mut c = gzip(b"some data that is long enough to matter, some data");
+        // Not gzip at all.
+        let err = decompress(CompressionEncoding::Gzip, b"definitely not gzip", 1024).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+        // Truncated.
+        let err = decompress(CompressionEncoding::Gzip, &c[..c.len() - 6], 1024).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+        // Bad CRC.
+        let n = c.len();
+        c[n - 8] ^= 0xff;
+        let err = decompress(CompressionEncoding::Gzip, &c, 1024).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+    }
+
+    #[test]
+    fn empty_input() {
+        // An empty payload is not a gzip stream.
+        let err = decompress(CompressionEncoding::Gzip, b"", 100).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+    }
+
+    #[test]
+    fn concatenated_members() {
+        let mut c = gzip(b"abc");
+        c.extend_from_slice(&gzip(b"def"));
+        assert_eq!(
+            decompress(CompressionEncoding::Gzip, &c, 100).unwrap(),
+            &b"abcdef"[..]
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! [`Error`]: what goes wrong below the level of a call (connecting,
+//! handshaking, serving a connection). Calls fail with a [`Status`](crate::Status).
+
+use std::fmt;
+use std::io;
+
+/// A transport-level failure: the byte stream or the HTTP/2 connection.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+}
+
+#[derive(Debug)]
+enum ErrorKind {
+    Io(io::Error),
+    Http2(h2::Error),
+    Timeout(&'static str),
+    NoRuntime,
+}
+
+impl Error {
+    pub(crate) fn timeout(what: &'static str) -> Self {
+        Error {
+            kind: ErrorKind::Timeout(what),
+        }
+    }
+
+    pub(crate) fn no_runtime() -> Self {
+        Error {
+            kind: ErrorKind::NoRuntime,
+        }
+    }
+
+    /// The IO error, when the byte stream failed.
+    pub fn as_io(&self) -> Option<&io::Error> {
+        match &self.kind {
+            ErrorKind::Io(err) => Some(err),
+            ErrorKind::Http2(err) => err.get_io(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP/2 error, when the peer broke the protocol or the connection
+    /// was reset or closed.
+    pub fn as_http2(&self) -> Option<&h2::Error> {
+        match &self.kind {
+            ErrorKind::Http2(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// Whether a time limit (handshake, keepalive) ran out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, ErrorKind::Timeout(_))
+    }
+
+    /// Whether no runtime was configured and no runtime feature is enabled.
+    pub fn is_no_runtime(&self) -> bool {
+        matches!(self.kind, ErrorKind::NoRuntime)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Io(err) => write!(f, "transport error: {err}"),
+            ErrorKind::Http2(err) => write!(f, "HTTP/2 error: {err}"),
+            ErrorKind::Timeout(what) => write!(f, "timed out: {what}"),
+            ErrorKind::NoRuntime => f.write_str(
+                "no runtime: enable a runtime feature (smol, async-std, tokio) or pass one to the builder",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Io(err) => Some(err),
+            ErrorKind::Http2(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        Error {
+            kind: ErrorKind::Io(err),
+        }
+    }
+}
+
+impl From<h2::Error> for Error {
+    fn from(err: h2::Error) -> Self {
+        Error {
+            kind: ErrorKind::Http2(err),
+        }
+    }
+}
+
+impl From<Error> for crate::Status {
+    fn from(err: Error) -> Self {
+        crate::Status::unavailable(err.to_string())
+    }
+}

@@ -1,0 +1,432 @@
+//! [`ServerCall`]: one incoming call, handed to a [`Service`](super::Service),
+//! and the response writer shared by the four call kinds.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::Stream;
+use h2::server::SendResponse;
+use h2::SendStream;
+use http::{HeaderMap, HeaderValue};
+
+use super::shutdown::Signal;
+use super::ServerConfig;
+use crate::codec::encode_message;
+use crate::compression::CompressionEncoding;
+use crate::headers;
+use crate::streaming::{RecvBody, Side};
+use crate::{MetadataMap, Request, Response, Status, Streaming};
+
+/// One incoming call, ready to be answered by a handler of one of the four
+/// kinds.
+///
+/// Generated `XxxServer` types receive it in
+/// [`Service::call`](super::Service::call) and pick the method:
+/// `call.unary(handler)`, `call.client_streaming(handler)`,
+/// `call.server_streaming(handler)`, `call.streaming(handler)` or
+/// `call.unimplemented()`. Each returns the future that runs the whole call:
+/// reading the request, running the handler, writing the response, while
+/// watching the deadline (`grpc-timeout`), a client reset and a forced
+/// server shutdown, any of which drops the handler.
+pub struct ServerCall {
+    pub(crate) body: h2::RecvStream,
+    pub(crate) respond: SendResponse<Bytes>,
+    pub(crate) metadata: MetadataMap,
+    pub(crate) extensions: http::Extensions,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) request_encoding: Option<CompressionEncoding>,
+    pub(crate) response_encoding: Option<CompressionEncoding>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) force_shutdown: Signal,
+}
+
+impl fmt::Debug for ServerCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerCall")
+            .field("metadata", &self.metadata)
+            .field("timeout", &self.timeout)
+            .field("request_encoding", &self.request_encoding)
+            .field("response_encoding", &self.response_encoding)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A future with no output, boxed and `Send`: what every call kind returns.
+pub type CallFuture = BoxFuture<'static, ()>;
+
+impl ServerCall {
+    /// The request metadata (custom headers).
+    pub fn metadata(&self) -> &MetadataMap {
+        &self.metadata
+    }
+
+    /// Typed values the transport attached (such as the remote peer).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
+    }
+
+    /// Answers a unary call: one request message in, one response out.
+    pub fn unary<Req, Resp, F, Fut>(self, handler: F) -> CallFuture
+    where
+        Req: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Send + 'static,
+        F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    {
+        Box::pin(
+            self.run(move |request: Request<Streaming<Req>>| async move {
+                let request = read_single(request).await?;
+                handler(request).await.map(one_message)
+            }),
+        )
+    }
+
+    /// Answers a client-streaming call: a stream of requests in, one response out.
+    pub fn client_streaming<Req, Resp, F, Fut>(self, handler: F) -> CallFuture
+    where
+        Req: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Send + 'static,
+        F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    {
+        Box::pin(
+            self.run(move |request: Request<Streaming<Req>>| async move {
+                handler(request).await.map(one_message)
+            }),
+        )
+    }
+
+    /// Answers a server-streaming call: one request in, a stream of responses out.
+    pub fn server_streaming<Req, Resp, S, F, Fut>(self, handler: F) -> CallFuture
+    where
+        Req: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Send + 'static,
+        S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+        F: FnOnce(Request<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+    {
+        Box::pin(
+            self.run(move |request: Request<Streaming<Req>>| async move {
+                let request = read_single(request).await?;
+                handler(request).await
+            }),
+        )
+    }
+
+    /// Answers a bidirectional-streaming call: streams both ways.
+    pub fn streaming<Req, Resp, S, F, Fut>(self, handler: F) -> CallFuture
+    where
+        Req: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Send + 'static,
+        S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+        F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+    {
+        Box::pin(self.run(handler))
+    }
+
+    /// Answers with `UNIMPLEMENTED` (an unknown method).
+    pub fn unimplemented(self) -> CallFuture {
+        let mut respond = self.respond;
+        respond_trailers_only(
+            &mut respond,
+            &Status::unimplemented("method not implemented"),
+            None,
+        );
+        Box::pin(async {})
+    }
+
+    /// Answers with `status` at once, in a trailers-only response.
+    pub fn reject(self, status: Status) -> CallFuture {
+        let mut respond = self.respond;
+        respond_trailers_only(&mut respond, &status, None);
+        Box::pin(async {})
+    }
+
+    /// Runs the handler and writes its response, under the deadline and the
+    /// forced-shutdown signal.
+    async fn run<Req, Resp, S, F, Fut>(self, handler: F)
+    where
+        Req: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Send + 'static,
+        S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+        F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+    {
+        let ServerCall {
+            body,
+            respond,
+            metadata,
+            extensions,
+            timeout,
+            request_encoding,
+            response_encoding,
+            config,
+            force_shutdown,
+        } = self;
+        let messages = Streaming::new(RecvBody::new(
+            body,
+            Side::Server,
+            request_encoding,
+            config.max_decoding_message_size,
+        ));
+        let mut request = Request::from_parts(metadata, extensions, messages);
+        request.set_timeout_opt(timeout);
+
+        let mut deadline = timeout.map(|timeout| config.runtime.sleep(timeout));
+        let mut forced = force_shutdown.wait();
+        let mut sink = ResponseSink {
+            respond,
+            send: None,
+            encoding: response_encoding,
+            max_message_size: config.max_encoding_message_size,
+        };
+
+        enum Ended {
+            Normally,
+            Deadline,
+            Shutdown,
+        }
+        let ended = {
+            let mut work = pin!(write_response(&mut sink, handler(request)));
+            poll_fn(|cx| {
+                if work.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ended::Normally);
+                }
+                if let Some(deadline) = deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Ended::Deadline);
+                    }
+                }
+                if std::pin::Pin::new(&mut forced).poll(cx).is_ready() {
+                    return Poll::Ready(Ended::Shutdown);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        // The handler has been dropped here (if it had not finished).
+        match ended {
+            Ended::Normally => {}
+            Ended::Deadline => {
+                tracing::debug!("call exceeded its deadline; handler dropped");
+                sink.finish(&Status::deadline_exceeded("deadline exceeded"), None);
+            }
+            Ended::Shutdown => {
+                sink.finish(&Status::unavailable("server shutting down"), None);
+            }
+        }
+    }
+}
+
+/// Reads the one request message of a unary or server-streaming call.
+async fn read_single<Req: prost::Message + Default>(
+    request: Request<Streaming<Req>>,
+) -> Result<Request<Req>, Status> {
+    let timeout = request.timeout();
+    let (metadata, extensions, mut messages) = request.into_parts();
+    let message = messages
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("request carries no message"))?;
+    if messages.message().await?.is_some() {
+        return Err(Status::internal(
+            "more than one request message for a unary request",
+        ));
+    }
+    let mut request = Request::from_parts(metadata, extensions, message);
+    request.set_timeout_opt(timeout);
+    Ok(request)
+}
+
+type OneMessage<T> = futures::stream::Iter<std::option::IntoIter<Result<T, Status>>>;
+
+fn one_message<T>(response: Response<T>) -> Response<OneMessage<T>> {
+    response.map(|message| futures::stream::iter(Some(Ok(message))))
+}
+
+/// Writes a response on an h2 stream: headers, messages, trailers.
+struct ResponseSink {
+    respond: SendResponse<Bytes>,
+    send: Option<SendStream<Bytes>>,
+    encoding: Option<CompressionEncoding>,
+    max_message_size: usize,
+}
+
+impl ResponseSink {
+    fn poll_reset(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let reset = match self.send.as_mut() {
+            Some(send) => send.poll_reset(cx),
+            None => self.respond.poll_reset(cx),
+        };
+        reset.map(|_| ())
+    }
+
+    fn send_headers(&mut self, metadata: &MetadataMap) -> Result<(), h2::Error> {
+        let mut response = http::Response::new(());
+        *response.headers_mut() = response_headers(self.encoding);
+        metadata.append_to(response.headers_mut());
+        self.send = Some(self.respond.send_response(response, false)?);
+        Ok(())
+    }
+
+    async fn send_data(&mut self, data: Bytes) -> Result<(), h2::Error> {
+        match self.send.as_mut() {
+            Some(send) => crate::body::send_data(send, data, false).await,
+            None => Err(h2::Error::from(h2::Reason::INTERNAL_ERROR)),
+        }
+    }
+
+    /// Ends the call with `status`: trailers after the headers, or a
+    /// trailers-only response when no headers went out yet.
+    fn finish(&mut self, status: &Status, trailers: Option<&MetadataMap>) {
+        match self.send.as_mut() {
+            Some(send) => {
+                let mut map = HeaderMap::with_capacity(2);
+                status.add_header(&mut map);
+                if let Some(trailers) = trailers {
+                    trailers.append_to(&mut map);
+                }
+                if let Err(err) = send.send_trailers(map) {
+                    tracing::debug!(%err, "could not send trailers");
+                }
+            }
+            None => respond_trailers_only(&mut self.respond, status, trailers),
+        }
+    }
+}
+
+/// Runs the handler future and writes what it returns, stopping early (and
+/// dropping the handler) when the client resets the stream.
+async fn write_response<Resp, S, Fut>(sink: &mut ResponseSink, handler: Fut)
+where
+    Resp: prost::Message,
+    S: Stream<Item = Result<Resp, Status>>,
+    Fut: Future<Output = Result<Response<S>, Status>>,
+{
+    let mut handler = pin!(handler);
+    let outcome = poll_fn(|cx| {
+        if let Poll::Ready(outcome) = handler.as_mut().poll(cx) {
+            return Poll::Ready(Some(outcome));
+        }
+        if sink.poll_reset(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    let mut response = match outcome {
+        None => {
+            tracing::debug!("client reset the call; handler dropped");
+            return;
+        }
+        Some(Err(status)) => {
+            sink.finish(&status, None);
+            return;
+        }
+        Some(Ok(response)) => response,
+    };
+    let trailers = response.take_trailers();
+    let (metadata, messages, _) = response.into_parts();
+    if let Err(err) = sink.send_headers(&metadata) {
+        tracing::debug!(%err, "could not send response headers");
+        return;
+    }
+    let mut messages = pin!(messages);
+    let mut buf = BytesMut::new();
+    loop {
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(item) = messages.as_mut().poll_next(cx) {
+                return Poll::Ready(Some(item));
+            }
+            if sink.poll_reset(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        match next {
+            None => {
+                tracing::debug!("client reset the call while streaming");
+                return;
+            }
+            Some(None) => {
+                sink.finish(&Status::ok(""), Some(&trailers));
+                return;
+            }
+            Some(Some(Err(status))) => {
+                sink.finish(&status, Some(&trailers));
+                return;
+            }
+            Some(Some(Ok(message))) => {
+                if let Err(status) =
+                    encode_message(&message, sink.encoding, sink.max_message_size, &mut buf)
+                {
+                    sink.finish(&status, Some(&trailers));
+                    return;
+                }
+                if let Err(err) = sink.send_data(buf.split().freeze()).await {
+                    tracing::debug!(%err, "response stream closed while sending");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The headers of a successful response.
+fn response_headers(encoding: Option<CompressionEncoding>) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(4);
+    map.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(headers::APPLICATION_GRPC),
+    );
+    if let Some(encoding) = encoding {
+        map.insert(headers::GRPC_ENCODING, encoding.header_value());
+    }
+    map.insert(
+        headers::GRPC_ACCEPT_ENCODING,
+        crate::compression::accept_encoding_header_value(),
+    );
+    map
+}
+
+/// Sends a trailers-only response: HTTP 200, content type and status in one
+/// HEADERS frame that ends the stream.
+pub(crate) fn respond_trailers_only(
+    respond: &mut SendResponse<Bytes>,
+    status: &Status,
+    extra: Option<&MetadataMap>,
+) {
+    respond_with_http_status(respond, http::StatusCode::OK, status, extra);
+}
+
+/// A trailers-only response with an explicit HTTP status (415 for a wrong
+/// content type, 405 for a wrong method).
+pub(crate) fn respond_with_http_status(
+    respond: &mut SendResponse<Bytes>,
+    http_status: http::StatusCode,
+    status: &Status,
+    extra: Option<&MetadataMap>,
+) {
+    let mut response = http::Response::new(());
+    *response.status_mut() = http_status;
+    let map = response.headers_mut();
+    map.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(headers::APPLICATION_GRPC),
+    );
+    status.add_header(map);
+    if let Some(extra) = extra {
+        extra.append_to(map);
+    }
+    if let Err(err) = respond.send_response(response, true) {
+        tracing::debug!(%err, "could not send a trailers-only response");
+    }
+}

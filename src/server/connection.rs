@@ -1,0 +1,258 @@
+//! Serving one HTTP/2 connection: the accept loop and request validation.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use http::StatusCode;
+
+use super::call::{respond_trailers_only, respond_with_http_status, ServerCall};
+use super::{CallInfo, Shared};
+use crate::compression::CompressionEncoding;
+use crate::headers;
+use crate::timeout::parse_timeout;
+use crate::transport::{compat, Io};
+use crate::{Error, MetadataMap, Status};
+
+/// Runs the HTTP/2 server side of `io` until the peer closes it, the server
+/// shuts down, or the connection fails.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    io: impl Io,
+    extensions: http::Extensions,
+) -> Result<(), Error> {
+    let _live = shared.connections.enter();
+    if shared.shutdown.is_fired() {
+        return Ok(());
+    }
+    let config = &shared.config;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_header_list_size(config.max_header_list_size)
+        .initial_window_size(config.initial_stream_window_size)
+        .initial_connection_window_size(config.initial_connection_window_size)
+        .max_frame_size(config.max_frame_size)
+        .max_send_buffer_size(config.max_send_buffer_size);
+    if let Some(max) = config.max_concurrent_streams {
+        builder.max_concurrent_streams(max);
+    }
+    if let Some(max) = config.max_pending_accept_reset_streams {
+        builder.max_pending_accept_reset_streams(max);
+    }
+    let handshake = builder.handshake::<_, Bytes>(compat(io));
+    let mut handshake = std::pin::pin!(handshake);
+    let mut handshake_deadline = config.runtime.sleep(config.handshake_timeout);
+    let mut forced = shared.force_shutdown.wait();
+    let mut connection = poll_fn(|cx| {
+        if let Poll::Ready(result) = handshake.as_mut().poll(cx) {
+            return Poll::Ready(result.map_err(Error::from));
+        }
+        if handshake_deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(Error::timeout("HTTP/2 handshake")));
+        }
+        if Pin::new(&mut forced).poll(cx).is_ready() {
+            return Poll::Ready(Err(Error::timeout("server shut down during handshake")));
+        }
+        Poll::Pending
+    })
+    .await?;
+
+    let mut shutdown = shared.shutdown.wait();
+    let mut draining = false;
+    loop {
+        enum Next {
+            Request(Result<(http::Request<h2::RecvStream>, SendResponse<Bytes>), h2::Error>),
+            Closed,
+            Drain,
+            Abort,
+        }
+        let next = poll_fn(|cx| {
+            if Pin::new(&mut forced).poll(cx).is_ready() {
+                return Poll::Ready(Next::Abort);
+            }
+            if !draining && Pin::new(&mut shutdown).poll(cx).is_ready() {
+                return Poll::Ready(Next::Drain);
+            }
+            match connection.poll_accept(cx) {
+                Poll::Ready(Some(result)) => Poll::Ready(Next::Request(result)),
+                Poll::Ready(None) => Poll::Ready(Next::Closed),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match next {
+            Next::Request(Ok((request, respond))) => {
+                dispatch(&shared, request, respond, &extensions)
+            }
+            Next::Request(Err(err)) => {
+                if err.is_go_away() || err.is_io() && is_disconnect(&err) {
+                    tracing::debug!(%err, "connection closed by peer");
+                    return Ok(());
+                }
+                tracing::debug!(%err, "connection failed");
+                return Err(err.into());
+            }
+            Next::Closed => return Ok(()),
+            Next::Drain => {
+                draining = true;
+                connection.graceful_shutdown();
+            }
+            Next::Abort => {
+                connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+                // Give the GOAWAY a moment to be written, but never wait on
+                // a peer that does not read.
+                let mut linger = config.runtime.sleep(std::time::Duration::from_millis(200));
+                poll_fn(|cx| {
+                    if connection.poll_closed(cx).is_ready() || linger.as_mut().poll(cx).is_ready()
+                    {
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending
+                })
+                .await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn is_disconnect(err: &h2::Error) -> bool {
+    use std::io::ErrorKind::*;
+    err.get_io().is_some_and(|io| {
+        matches!(
+            io.kind(),
+            BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof | NotConnected
+        )
+    })
+}
+
+/// Validates the request headers, finds the service and spawns the call.
+fn dispatch(
+    shared: &Arc<Shared>,
+    request: http::Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    extensions: &http::Extensions,
+) {
+    let (parts, body) = request.into_parts();
+    if parts.method != http::Method::POST {
+        respond_with_http_status(
+            &mut respond,
+            StatusCode::METHOD_NOT_ALLOWED,
+            &Status::internal(format!("gRPC requires POST, got {}", parts.method)),
+            None,
+        );
+        return;
+    }
+    let is_grpc = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|value| headers::is_grpc_content_type(value.as_bytes()));
+    if !is_grpc {
+        respond_with_http_status(
+            &mut respond,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &Status::internal("invalid gRPC request content-type"),
+            None,
+        );
+        return;
+    }
+    let timeout = match parts.headers.get(headers::GRPC_TIMEOUT) {
+        None => None,
+        Some(value) => match parse_timeout(value.as_bytes()) {
+            Ok(timeout) => Some(timeout),
+            Err(err) => {
+                respond_trailers_only(
+                    &mut respond,
+                    &Status::internal(format!("malformed grpc-timeout: {err}")),
+                    None,
+                );
+                return;
+            }
+        },
+    };
+    let request_encoding = match CompressionEncoding::from_encoding_header(
+        parts.headers.get(headers::GRPC_ENCODING),
+    ) {
+        Ok(encoding) => encoding,
+        Err(status) => {
+            respond_unsupported_encoding(&mut respond, &status);
+            return;
+        }
+    };
+    let config = &shared.config;
+    let response_encoding = config.send_compression.filter(|encoding| {
+        encoding.is_accepted_by(parts.headers.get(headers::GRPC_ACCEPT_ENCODING))
+    });
+
+    let path = parts.uri.path();
+    let Some((service_name, method)) = path
+        .strip_prefix('/')
+        .and_then(|path| path.rsplit_once('/'))
+        .filter(|(service, method)| !service.is_empty() && !method.is_empty())
+    else {
+        respond_trailers_only(
+            &mut respond,
+            &Status::unimplemented(format!("malformed method path {path:?}")),
+            None,
+        );
+        return;
+    };
+    let Some(service) = shared.service(service_name) else {
+        respond_trailers_only(
+            &mut respond,
+            &Status::unimplemented(format!("unknown service {service_name}")),
+            None,
+        );
+        return;
+    };
+
+    let mut call_extensions = extensions.clone();
+    call_extensions.extend(parts.extensions);
+    let call = ServerCall {
+        body,
+        respond,
+        metadata: MetadataMap::from_headers(parts.headers),
+        extensions: call_extensions,
+        timeout,
+        request_encoding,
+        response_encoding,
+        config: config.clone(),
+        force_shutdown: shared.force_shutdown.clone(),
+    };
+    if let Some(authorize) = &config.authorize {
+        let info = CallInfo {
+            service: service_name,
+            method,
+            metadata: &call.metadata,
+            extensions: &call.extensions,
+        };
+        if let Err(status) = authorize(&info) {
+            // A trailers-only answer: no task needed.
+            drop(call.reject(status));
+            return;
+        }
+    }
+    config.runtime.spawn(service.call(method, call));
+}
+
+/// `UNIMPLEMENTED` for a `grpc-encoding` we do not support, advertising the
+/// encodings we do (the spec asks for `grpc-accept-encoding` there).
+fn respond_unsupported_encoding(respond: &mut SendResponse<Bytes>, status: &Status) {
+    let mut response = http::Response::new(());
+    let map = response.headers_mut();
+    map.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(headers::APPLICATION_GRPC),
+    );
+    map.insert(
+        headers::GRPC_ACCEPT_ENCODING,
+        crate::compression::accept_encoding_header_value(),
+    );
+    status.add_header(map);
+    if let Err(err) = respond.send_response(response, true) {
+        tracing::debug!(%err, "could not send a trailers-only response");
+    }
+}

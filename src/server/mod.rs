@@ -1,0 +1,485 @@
+//! The server: a router from `/package.Service/Method` to services, served
+//! over any byte stream.
+//!
+//! ```no_run
+//! # use p2p_grpc::server::Server;
+//! # fn demo(greeter: impl p2p_grpc::server::Service) -> Result<(), Box<dyn std::error::Error>> {
+//! p2p_grpc::rt::block_on(async {
+//!     let server = Server::builder().add_service(greeter).build()?;
+//!     server.serve("127.0.0.1:50051".parse()?).await?;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! Each connection is served by [`Server::serve_connection`], which keeps
+//! accepting HTTP/2 streams and spawns one task per call; a call's task runs
+//! the handler and writes its response while it watches the client's
+//! deadline, a client reset and a forced shutdown.
+
+mod call;
+mod connection;
+mod shutdown;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+
+pub use self::call::{CallFuture, ServerCall};
+pub(crate) use self::shutdown::{Signal, Tracker};
+
+use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::compression::CompressionEncoding;
+use crate::rt::SharedRuntime;
+use crate::transport::{self, Io};
+use crate::{Error, MetadataMap, Status};
+
+/// A gRPC service: what generated `XxxServer::new(implementation)` types are.
+///
+/// The trait is object safe, so a server holds services of any type. A
+/// service receives each call to one of its methods as a [`ServerCall`] and
+/// answers it with the handler of the right kind:
+///
+/// ```
+/// use p2p_grpc::server::{CallFuture, ServerCall, Service};
+/// use p2p_grpc::{Request, Response, Status};
+///
+/// struct Echo;
+///
+/// impl Service for Echo {
+///     fn name(&self) -> &'static str {
+///         "demo.Echo"
+///     }
+///
+///     fn call(&self, method: &str, call: ServerCall) -> CallFuture {
+///         match method {
+///             "Say" => call.unary(|request: Request<String>| async move {
+///                 Ok::<_, Status>(Response::new(request.into_inner()))
+///             }),
+///             _ => call.unimplemented(),
+///         }
+///     }
+/// }
+/// ```
+pub trait Service: Send + Sync + 'static {
+    /// The fully qualified service name, `package.Service`.
+    fn name(&self) -> &'static str;
+
+    /// Answers one call to `method` (the part of the path after the service
+    /// name). Returns the future that runs the call; the server spawns it.
+    fn call(&self, method: &str, call: ServerCall) -> CallFuture;
+}
+
+impl<S: Service + ?Sized> Service for Arc<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> CallFuture {
+        (**self).call(method, call)
+    }
+}
+
+/// What an authorisation hook sees of a call before it runs.
+#[derive(Debug)]
+pub struct CallInfo<'a> {
+    service: &'a str,
+    method: &'a str,
+    metadata: &'a MetadataMap,
+    extensions: &'a http::Extensions,
+}
+
+impl<'a> CallInfo<'a> {
+    /// The service name, `package.Service`.
+    pub fn service(&self) -> &'a str {
+        self.service
+    }
+
+    /// The method name.
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request metadata.
+    pub fn metadata(&self) -> &'a MetadataMap {
+        self.metadata
+    }
+
+    /// Values the transport attached (such as the remote peer).
+    pub fn extensions(&self) -> &'a http::Extensions {
+        self.extensions
+    }
+}
+
+type AuthorizeFn = dyn Fn(&CallInfo<'_>) -> Result<(), Status> + Send + Sync;
+
+/// Limits and settings shared by every connection of a server.
+pub(crate) struct ServerConfig {
+    pub(crate) runtime: SharedRuntime,
+    pub(crate) max_decoding_message_size: usize,
+    pub(crate) max_encoding_message_size: usize,
+    pub(crate) send_compression: Option<CompressionEncoding>,
+    pub(crate) max_concurrent_streams: Option<u32>,
+    pub(crate) max_header_list_size: u32,
+    pub(crate) initial_stream_window_size: u32,
+    pub(crate) initial_connection_window_size: u32,
+    pub(crate) max_frame_size: u32,
+    pub(crate) max_send_buffer_size: usize,
+    pub(crate) max_pending_accept_reset_streams: Option<usize>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) authorize: Option<Box<AuthorizeFn>>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("runtime", &self.runtime)
+            .field("max_decoding_message_size", &self.max_decoding_message_size)
+            .field("max_encoding_message_size", &self.max_encoding_message_size)
+            .field("send_compression", &self.send_compression)
+            .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("max_header_list_size", &self.max_header_list_size)
+            .field(
+                "initial_stream_window_size",
+                &self.initial_stream_window_size,
+            )
+            .field(
+                "initial_connection_window_size",
+                &self.initial_connection_window_size,
+            )
+            .field("max_frame_size", &self.max_frame_size)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("authorize", &self.authorize.is_some())
+            .finish()
+    }
+}
+
+/// Configures and builds a [`Server`].
+pub struct ServerBuilder {
+    runtime: Option<SharedRuntime>,
+    config: ServerConfig,
+    services: Vec<Arc<dyn Service>>,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field(
+                "services",
+                &self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The runtime placeholder used until `build` picks the real one.
+#[derive(Debug)]
+struct Unset;
+
+impl crate::rt::Runtime for Unset {
+    fn spawn(&self, _task: crate::rt::Task) {}
+
+    fn sleep(&self, _duration: Duration) -> crate::rt::Sleep {
+        Box::pin(futures::future::pending())
+    }
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            runtime: None,
+            config: ServerConfig {
+                runtime: Arc::new(Unset),
+                max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+                max_encoding_message_size: usize::MAX,
+                send_compression: None,
+                max_concurrent_streams: Some(1024),
+                max_header_list_size: 16 * 1024,
+                initial_stream_window_size: 1024 * 1024,
+                initial_connection_window_size: 2 * 1024 * 1024,
+                max_frame_size: 16 * 1024,
+                max_send_buffer_size: 1024 * 1024,
+                max_pending_accept_reset_streams: Some(32),
+                handshake_timeout: Duration::from_secs(20),
+                authorize: None,
+            },
+            services: Vec::new(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The runtime that runs calls and timers (default: the one chosen by
+    /// the enabled features, see [`rt::default_runtime`](crate::rt::default_runtime)).
+    pub fn runtime(mut self, runtime: SharedRuntime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Largest request message accepted, after decompression (default 4 MiB).
+    /// Larger ones fail the call with `RESOURCE_EXHAUSTED`.
+    pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+        self.config.max_decoding_message_size = limit;
+        self
+    }
+
+    /// Largest response message sent (default: no limit). Larger ones fail
+    /// the call with `RESOURCE_EXHAUSTED`.
+    pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+        self.config.max_encoding_message_size = limit;
+        self
+    }
+
+    /// Compresses responses with `encoding` when the client accepts it.
+    /// Compressed requests are always accepted.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.config.send_compression = Some(encoding);
+        self
+    }
+
+    /// Most calls open at once on one connection (HTTP/2
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, default 1024; `None` for no limit).
+    pub fn max_concurrent_streams(mut self, max: Option<u32>) -> Self {
+        self.config.max_concurrent_streams = max;
+        self
+    }
+
+    /// Largest header block accepted (default 16 KiB).
+    pub fn max_header_list_size(mut self, max: u32) -> Self {
+        self.config.max_header_list_size = max;
+        self
+    }
+
+    /// HTTP/2 flow-control window of each call (default 1 MiB).
+    pub fn initial_stream_window_size(mut self, size: u32) -> Self {
+        self.config.initial_stream_window_size = size;
+        self
+    }
+
+    /// HTTP/2 flow-control window of each connection (default 2 MiB).
+    pub fn initial_connection_window_size(mut self, size: u32) -> Self {
+        self.config.initial_connection_window_size = size;
+        self
+    }
+
+    /// Largest HTTP/2 frame payload accepted (16 KiB to 16 MiB - 1, default 16 KiB).
+    pub fn max_frame_size(mut self, size: u32) -> Self {
+        self.config.max_frame_size = size;
+        self
+    }
+
+    /// Time a new connection has to complete the HTTP/2 handshake (default 20 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Checks every call before its handler runs; an `Err` status is sent
+    /// back instead (for example `PERMISSION_DENIED`).
+    pub fn authorize<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&CallInfo<'_>) -> Result<(), Status> + Send + Sync + 'static,
+    {
+        self.config.authorize = Some(Box::new(hook));
+        self
+    }
+
+    /// Registers a service (a generated `XxxServer`, or your own [`Service`]).
+    pub fn add_service(mut self, service: impl Service) -> Self {
+        self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Builds the server. Fails only when no runtime was given and no
+    /// runtime feature is enabled.
+    pub fn build(self) -> Result<Server, Error> {
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => crate::rt::default_runtime().ok_or_else(Error::no_runtime)?,
+        };
+        let mut config = self.config;
+        config.runtime = runtime;
+        let routes = self
+            .services
+            .into_iter()
+            .map(|service| (service.name().to_owned(), service))
+            .collect();
+        Ok(Server {
+            shared: Arc::new(Shared {
+                config: Arc::new(config),
+                routes: RwLock::new(routes),
+                shutdown: Signal::default(),
+                force_shutdown: Signal::default(),
+                connections: Tracker::default(),
+            }),
+        })
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: Arc<ServerConfig>,
+    routes: RwLock<HashMap<String, Arc<dyn Service>>>,
+    pub(crate) shutdown: Signal,
+    pub(crate) force_shutdown: Signal,
+    pub(crate) connections: Tracker,
+}
+
+impl Shared {
+    pub(crate) fn service(&self, name: &str) -> Option<Arc<dyn Service>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// A gRPC server: services plus limits, servable over TCP, libp2p streams or
+/// any other byte stream, many connections at once.
+///
+/// Cloning is cheap and every clone serves the same services.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("services", &self.service_names())
+            .field("connections", &self.shared.connections.count())
+            .field("shutting_down", &self.shared.shutdown.is_fired())
+            .finish()
+    }
+}
+
+impl Server {
+    /// A builder with default limits.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Registers (or replaces) a service; running connections see it at once.
+    pub fn add_service(&self, service: impl Service) {
+        let service: Arc<dyn Service> = Arc::new(service);
+        self.shared
+            .routes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(service.name().to_owned(), service);
+    }
+
+    /// The names of the registered services.
+    pub fn service_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .shared
+            .routes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The runtime the server runs calls on.
+    pub fn runtime(&self) -> &SharedRuntime {
+        &self.shared.config.runtime
+    }
+
+    /// Serves one connection over `io` until the peer closes it or the server
+    /// shuts down.
+    pub async fn serve_connection(&self, io: impl Io) -> Result<(), Error> {
+        connection::serve(self.shared.clone(), io, http::Extensions::new()).await
+    }
+
+    /// Serves one connection; every request's extensions start as a copy of
+    /// `extensions` (how transports attach the remote peer's identity).
+    pub async fn serve_connection_with(
+        &self,
+        io: impl Io,
+        extensions: http::Extensions,
+    ) -> Result<(), Error> {
+        connection::serve(self.shared.clone(), io, extensions).await
+    }
+
+    /// Serves every connection `incoming` yields, each in its own task,
+    /// until the server shuts down or `incoming` ends. Accept errors are
+    /// logged and skipped.
+    pub async fn serve_incoming<S, I>(&self, incoming: S) -> Result<(), Error>
+    where
+        S: Stream<Item = std::io::Result<I>> + Send,
+        I: Io,
+    {
+        let mut incoming = std::pin::pin!(incoming.take_until(self.shared.shutdown.wait()));
+        while let Some(accepted) = incoming.next().await {
+            match accepted {
+                Ok(io) => {
+                    let server = self.clone();
+                    self.shared.config.runtime.spawn(Box::pin(async move {
+                        if let Err(err) = server.serve_connection(io).await {
+                            tracing::debug!(%err, "connection ended with an error");
+                        }
+                    }));
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "accepting a connection failed");
+                    // Avoid a hot loop on persistent accept errors (EMFILE).
+                    self.shared
+                        .config
+                        .runtime
+                        .sleep(Duration::from_millis(10))
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves TCP connections accepted by `listener` until shutdown.
+    pub async fn serve_listener(&self, listener: transport::TcpListener) -> Result<(), Error> {
+        self.serve_incoming(transport::tcp_incoming(listener)).await
+    }
+
+    /// Binds `addr` and serves TCP connections on it until shutdown.
+    pub async fn serve(&self, addr: SocketAddr) -> Result<(), Error> {
+        let listener = transport::tcp_listen(addr)?;
+        self.serve_listener(listener).await
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutdown.is_fired()
+    }
+
+    /// Number of connections being served now.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.count()
+    }
+
+    /// Shuts down gracefully: stops accepting connections and calls (HTTP/2
+    /// GOAWAY), lets running calls finish for up to `grace`, then closes what
+    /// is left (those calls end with `UNAVAILABLE`). Resolves once every
+    /// connection is closed.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.shutdown.fire();
+        let idle = self.shared.connections.wait_idle();
+        let timer = self.shared.config.runtime.sleep(grace);
+        if let futures::future::Either::Right(_) =
+            futures::future::select(std::pin::pin!(idle), timer).await
+        {
+            tracing::debug!(
+                connections = self.shared.connections.count(),
+                "grace period over; closing remaining connections"
+            );
+            self.shared.force_shutdown.fire();
+            self.shared.connections.wait_idle().await;
+        }
+    }
+}
