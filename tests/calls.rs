@@ -293,7 +293,6 @@ fn a_thousand_concurrent_calls_share_one_connection() {
                 }
             });
             futures::future::join_all(calls).await;
-            assert_eq!(server.connection_count() >= 1, true, "{transport:?}");
         }
     });
 }

@@ -313,12 +313,11 @@ impl Builder {
         let mut compiler =
             protox::Compiler::new(&includes).map_err(|err| Error::from_protox(err, &includes))?;
         compiler.include_imports(true).include_source_info(true);
+        let mut rerun = RerunIfChanged::new(self.emit_rerun_if_changed);
         for proto in protos {
             let proto = proto.as_ref();
-            if self.emit_rerun_if_changed {
-                // Printed first so that cargo reruns the script once a broken file is fixed.
-                println!("cargo:rerun-if-changed={}", proto.display());
-            }
+            // Printed first so that cargo reruns the script once a broken file is fixed.
+            rerun.emit(proto);
             if !proto.is_file() && !includes.iter().any(|dir| dir.join(proto).is_file()) {
                 let dirs: Vec<_> = includes.iter().map(|d| d.display().to_string()).collect();
                 return Err(Error::msg(format!(
@@ -331,11 +330,10 @@ impl Builder {
                 .open_file(proto)
                 .map_err(|err| Error::from_protox(err, &includes))?;
         }
-        if self.emit_rerun_if_changed {
-            for file in compiler.files() {
-                if let Some(path) = file.path() {
-                    println!("cargo:rerun-if-changed={}", path.display());
-                }
+        // The imports read from disk (the built-in google/protobuf files have no path).
+        for file in compiler.files() {
+            if let Some(path) = file.path() {
+                rerun.emit(path);
             }
         }
         Ok(compiler.file_descriptor_set())
@@ -450,5 +448,26 @@ impl Builder {
             config.skip_debug(&self.skip_debug);
         }
         config
+    }
+}
+
+/// Prints `cargo:rerun-if-changed` once per path.
+struct RerunIfChanged {
+    enabled: bool,
+    seen: std::collections::BTreeSet<PathBuf>,
+}
+
+impl RerunIfChanged {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            seen: Default::default(),
+        }
+    }
+
+    fn emit(&mut self, path: &Path) {
+        if self.enabled && self.seen.insert(path.to_path_buf()) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
 }

@@ -27,6 +27,7 @@ use crate::{MetadataMap, Request, Response, Status, Streaming};
 pub struct Grpc {
     channel: Channel,
     send_compression: Option<CompressionEncoding>,
+    accept_compression: Option<CompressionEncoding>,
     max_decoding_message_size: usize,
     max_encoding_message_size: usize,
 }
@@ -37,6 +38,7 @@ impl Grpc {
         Grpc {
             channel,
             send_compression: None,
+            accept_compression: None,
             max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_encoding_message_size: usize::MAX,
         }
@@ -48,10 +50,11 @@ impl Grpc {
         self
     }
 
-    /// Accepts responses compressed with `encoding`. Every supported
-    /// encoding is always accepted and advertised in
-    /// `grpc-accept-encoding`; this exists for tonic users' muscle memory.
-    pub fn accept_compressed(self, _encoding: CompressionEncoding) -> Self {
+    /// Asks the server to compress responses with `encoding` (advertised in
+    /// `grpc-accept-encoding`). Compressed responses are decoded whether or
+    /// not this was called.
+    pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.accept_compression = Some(encoding);
         self
     }
 
@@ -263,10 +266,9 @@ impl Grpc {
             HeaderValue::from_static(headers::TE_TRAILERS),
         );
         map.insert(http::header::USER_AGENT, self.channel.user_agent().clone());
-        map.insert(
-            headers::GRPC_ACCEPT_ENCODING,
-            crate::compression::accept_encoding_header_value(),
-        );
+        if let Some(encoding) = self.accept_compression {
+            map.insert(headers::GRPC_ACCEPT_ENCODING, encoding.header_value());
+        }
         if let Some(encoding) = self.send_compression {
             map.insert(headers::GRPC_ENCODING, encoding.header_value());
         }

@@ -63,6 +63,9 @@ pub(crate) async fn serve(
     let mut shutdown = shared.shutdown.wait();
     let mut draining = false;
     loop {
+        // Lives on the stack for one loop turn; boxing would cost an
+        // allocation per request.
+        #[allow(clippy::large_enum_variant)]
         enum Next {
             Request(Result<(http::Request<h2::RecvStream>, SendResponse<Bytes>), h2::Error>),
             Closed,

@@ -122,10 +122,18 @@ impl Service for EchoService {
                     return Err(status);
                 }
                 let echo = request.metadata().get("x-echo").map(str::to_owned);
+                let timeout = request.timeout();
                 let trailer = request.metadata().get_bin("x-trailer-bin");
                 let mut response = Response::new(request.into_inner());
                 if let Some(echo) = echo {
                     response.metadata_mut().insert("x-echo", &echo).unwrap();
+                }
+                if let Some(timeout) = timeout {
+                    let millis = timeout.as_millis().to_string();
+                    response
+                        .metadata_mut()
+                        .insert("x-timeout-ms", &millis)
+                        .unwrap();
                 }
                 if let Some(Ok(trailer)) = trailer {
                     response
@@ -153,7 +161,9 @@ impl Service for EchoService {
                 call.client_streaming(move |request: Request<Streaming<Msg>>| async move {
                     let mut messages = request.into_inner();
                     let mut total = Msg::default();
+                    let mut compressed = Vec::new();
                     while let Some(message) = messages.message().await? {
+                        compressed.push(messages.last_message_compressed().to_string());
                         if let Some(status) = parse_failure(&message.text) {
                             return Err(status);
                         }
@@ -161,7 +171,13 @@ impl Service for EchoService {
                         total.count += message.count;
                         total.payload.extend_from_slice(&message.payload);
                     }
-                    Ok(Response::new(total))
+                    // Which requests arrived compressed, for the compression tests.
+                    let mut response = Response::new(total);
+                    response
+                        .metadata_mut()
+                        .insert("x-compressed", &compressed.join(","))
+                        .unwrap();
+                    Ok(response)
                 })
             }
             "Expand" => call.server_streaming(move |request: Request<Msg>| async move {
