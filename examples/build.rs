@@ -1,0 +1,7 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    p2p_grpc_build::configure().compile(
+        &["../proto/helloworld.proto", "../proto/routeguide.proto"],
+        &["../proto"],
+    )?;
+    Ok(())
+}

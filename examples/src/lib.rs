@@ -1,0 +1,11 @@
+//! Generated code shared by the example binaries in `src/bin/`.
+
+/// The greeter service (`proto/helloworld.proto`).
+pub mod helloworld {
+    p2p_grpc::include_proto!("helloworld");
+}
+
+/// The route guide service (`proto/routeguide.proto`).
+pub mod routeguide {
+    p2p_grpc::include_proto!("routeguide");
+}
