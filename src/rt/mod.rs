@@ -6,9 +6,9 @@
 //!
 //! | feature     | type                 | spawns on                        | timers               |
 //! |-------------|----------------------|----------------------------------|----------------------|
-//! | `smol`      | [`SmolRuntime`]      | smol's global executor           | `async-io`           |
-//! | `async-std` | [`AsyncStdRuntime`]  | async-std's executor             | async-std            |
-//! | `tokio`     | [`TokioRuntime`]     | a tokio runtime `Handle`         | tokio                |
+//! | `smol`      | `SmolRuntime`        | smol's global executor           | `async-io`           |
+//! | `async-std` | `AsyncStdRuntime`    | async-std's executor             | async-std            |
+//! | `tokio`     | `TokioRuntime`       | a tokio runtime `Handle`         | tokio                |
 //!
 //! Any other executor plugs in by implementing [`Runtime`] and handing it to
 //! the server or channel builders.
