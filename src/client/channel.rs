@@ -15,6 +15,7 @@ use h2::client::SendRequest;
 use http::uri::Authority;
 use http::HeaderValue;
 
+use crate::keepalive::KeepAlive;
 use crate::rt::SharedRuntime;
 use crate::transport::{self, compat, BoxIo, Io};
 use crate::{Error, Status};
@@ -50,6 +51,7 @@ pub struct ChannelBuilder {
     max_header_list_size: u32,
     max_send_buffer_size: usize,
     handshake_timeout: Duration,
+    keepalive: Option<KeepAlive>,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -66,6 +68,7 @@ impl fmt::Debug for ChannelBuilder {
             )
             .field("max_frame_size", &self.max_frame_size)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +85,7 @@ impl Default for ChannelBuilder {
             max_header_list_size: 16 * 1024,
             max_send_buffer_size: 1024 * 1024,
             handshake_timeout: Duration::from_secs(20),
+            keepalive: None,
         }
     }
 }
@@ -134,6 +138,14 @@ impl ChannelBuilder {
     /// Time the HTTP/2 handshake may take (default 20 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sends an HTTP/2 PING every `interval` and drops the connection when
+    /// no answer comes within `timeout`: calls in flight then fail with
+    /// `UNAVAILABLE` instead of hanging on a peer that vanished (default: off).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some(KeepAlive { interval, timeout });
         self
     }
 
@@ -234,19 +246,42 @@ impl Inner {
             .enable_push(false);
         let handshake = builder.handshake::<_, Bytes>(compat(io));
         let timer = self.runtime.sleep(config.handshake_timeout);
-        let (send, connection) = match futures::future::select(std::pin::pin!(handshake), timer)
+        let (send, mut connection) = match futures::future::select(std::pin::pin!(handshake), timer)
             .await
         {
             futures::future::Either::Left((result, _)) => result?,
             futures::future::Either::Right(_) => return Err(Error::timeout("HTTP/2 handshake")),
         };
+        let keepalive =
+            config
+                .keepalive
+                .zip(connection.ping_pong())
+                .map(|(keepalive, ping_pong)| {
+                    crate::keepalive::run(ping_pong, self.runtime.clone(), keepalive)
+                });
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
         self.runtime.spawn(Box::pin(async move {
-            if let Err(err) = connection.await {
+            // The connection is driven here; dropping it (keepalive failure)
+            // fails every stream still open on it.
+            let ended = match keepalive {
+                None => connection.await.map_err(Error::from),
+                Some(keepalive) => {
+                    match futures::future::select(connection, std::pin::pin!(keepalive)).await {
+                        futures::future::Either::Left((result, _)) => result.map_err(Error::from),
+                        futures::future::Either::Right((err, connection)) => {
+                            // Marked dead before the streams learn of it.
+                            flag.store(false, Ordering::Release);
+                            drop(connection);
+                            Err(err)
+                        }
+                    }
+                }
+            };
+            flag.store(false, Ordering::Release);
+            if let Err(err) = ended {
                 tracing::debug!(%err, "client connection ended with an error");
             }
-            flag.store(false, Ordering::Release);
         }));
         Ok(Connection { send, alive })
     }

@@ -60,6 +60,17 @@ pub(crate) async fn serve(
     })
     .await?;
 
+    let mut keepalive =
+        config
+            .keepalive
+            .zip(connection.ping_pong())
+            .map(|(keepalive, ping_pong)| {
+                Box::pin(crate::keepalive::run(
+                    ping_pong,
+                    config.runtime.clone(),
+                    keepalive,
+                ))
+            });
     let mut shutdown = shared.shutdown.wait();
     let mut draining = false;
     loop {
@@ -71,6 +82,7 @@ pub(crate) async fn serve(
             Closed,
             Drain,
             Abort,
+            Dead(Error),
         }
         let next = poll_fn(|cx| {
             if Pin::new(&mut forced).poll(cx).is_ready() {
@@ -78,6 +90,11 @@ pub(crate) async fn serve(
             }
             if !draining && Pin::new(&mut shutdown).poll(cx).is_ready() {
                 return Poll::Ready(Next::Drain);
+            }
+            if let Some(keepalive) = keepalive.as_mut() {
+                if let Poll::Ready(err) = keepalive.as_mut().poll(cx) {
+                    return Poll::Ready(Next::Dead(err));
+                }
             }
             match connection.poll_accept(cx) {
                 Poll::Ready(Some(result)) => Poll::Ready(Next::Request(result)),
@@ -99,6 +116,11 @@ pub(crate) async fn serve(
                 return Err(err.into());
             }
             Next::Closed => return Ok(()),
+            Next::Dead(err) => {
+                // Dropping the connection fails the calls still running on it.
+                tracing::debug!(%err, "peer stopped answering; dropping the connection");
+                return Err(err);
+            }
             Next::Drain => {
                 draining = true;
                 connection.graceful_shutdown();

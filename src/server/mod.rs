@@ -34,6 +34,7 @@ pub(crate) use self::shutdown::{Signal, Tracker};
 
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::compression::CompressionEncoding;
+use crate::keepalive::KeepAlive;
 use crate::rt::SharedRuntime;
 use crate::transport::{self, Io};
 use crate::{Error, MetadataMap, Status};
@@ -131,6 +132,7 @@ pub(crate) struct ServerConfig {
     pub(crate) max_send_buffer_size: usize,
     pub(crate) max_pending_accept_reset_streams: Option<usize>,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) keepalive: Option<KeepAlive>,
     pub(crate) authorize: Option<Box<AuthorizeFn>>,
 }
 
@@ -153,6 +155,7 @@ impl fmt::Debug for ServerConfig {
             )
             .field("max_frame_size", &self.max_frame_size)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("keepalive", &self.keepalive)
             .field("authorize", &self.authorize.is_some())
             .finish()
     }
@@ -206,6 +209,7 @@ impl Default for ServerBuilder {
                 max_send_buffer_size: 1024 * 1024,
                 max_pending_accept_reset_streams: Some(32),
                 handshake_timeout: Duration::from_secs(20),
+                keepalive: None,
                 authorize: None,
             },
             services: Vec::new(),
@@ -276,6 +280,14 @@ impl ServerBuilder {
     /// Time a new connection has to complete the HTTP/2 handshake (default 20 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sends an HTTP/2 PING every `interval` on each connection and closes
+    /// the connection when no answer comes within `timeout`: a client that
+    /// vanished is noticed, its calls cancelled (default: off).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.config.keepalive = Some(KeepAlive { interval, timeout });
         self
     }
 
