@@ -73,6 +73,7 @@ pub mod rt;
 mod body;
 pub mod client;
 mod error;
+mod keepalive;
 mod request;
 mod response;
 pub mod server;
