@@ -15,10 +15,10 @@ use h2::server::SendResponse;
 use h2::SendStream;
 use http::{HeaderMap, HeaderValue};
 
-use super::shutdown::Signal;
+use super::shutdown::{Signal, TrackerGuard};
 use super::ServerConfig;
 use crate::codec::encode_message;
-use crate::compression::CompressionEncoding;
+use crate::compression::{CompressionEncoding, CompressionOverride};
 use crate::headers;
 use crate::streaming::{RecvBody, Side};
 use crate::{MetadataMap, Request, Response, Status, Streaming};
@@ -44,6 +44,8 @@ pub struct ServerCall {
     pub(crate) response_encoding: Option<CompressionEncoding>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) force_shutdown: Signal,
+    /// Counts the call as running on its connection until the call ends.
+    pub(crate) active: TrackerGuard,
 }
 
 impl fmt::Debug for ServerCall {
@@ -169,7 +171,9 @@ impl ServerCall {
             response_encoding,
             config,
             force_shutdown,
+            active,
         } = self;
+        let _active = active;
         let messages = Streaming::new(RecvBody::new(
             body,
             Side::Server,
@@ -333,7 +337,10 @@ where
         Some(Ok(response)) => response,
     };
     let trailers = response.take_trailers();
-    let (metadata, messages, _) = response.into_parts();
+    let (metadata, messages, extensions) = response.into_parts();
+    if extensions.get::<CompressionOverride>() == Some(&CompressionOverride::Disable) {
+        sink.encoding = None;
+    }
     if let Err(err) = sink.send_headers(&metadata) {
         tracing::debug!(%err, "could not send response headers");
         return;

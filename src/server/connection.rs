@@ -10,7 +10,7 @@ use h2::server::SendResponse;
 use http::StatusCode;
 
 use super::call::{respond_trailers_only, respond_with_http_status, ServerCall};
-use super::{CallInfo, Shared};
+use super::{CallInfo, Shared, Tracker};
 use crate::compression::CompressionEncoding;
 use crate::headers;
 use crate::timeout::parse_timeout;
@@ -73,6 +73,10 @@ pub(crate) async fn serve(
             });
     let mut shutdown = shared.shutdown.wait();
     let mut draining = false;
+    // Calls running on this connection, for the idle timeout.
+    let calls = Tracker::default();
+    let mut idle_timer: Option<crate::rt::Sleep> = None;
+    let mut busy_listener = None;
     loop {
         // Lives on the stack for one loop turn; boxing would cost an
         // allocation per request.
@@ -82,6 +86,7 @@ pub(crate) async fn serve(
             Closed,
             Drain,
             Abort,
+            Idle,
             Dead(Error),
         }
         let next = poll_fn(|cx| {
@@ -96,6 +101,20 @@ pub(crate) async fn serve(
                     return Poll::Ready(Next::Dead(err));
                 }
             }
+            if let Some(limit) = config.idle_timeout {
+                if poll_idle(
+                    &calls,
+                    limit,
+                    &config.runtime,
+                    &mut idle_timer,
+                    &mut busy_listener,
+                    cx,
+                )
+                .is_ready()
+                {
+                    return Poll::Ready(Next::Idle);
+                }
+            }
             match connection.poll_accept(cx) {
                 Poll::Ready(Some(result)) => Poll::Ready(Next::Request(result)),
                 Poll::Ready(None) => Poll::Ready(Next::Closed),
@@ -105,7 +124,7 @@ pub(crate) async fn serve(
         .await;
         match next {
             Next::Request(Ok((request, respond))) => {
-                dispatch(&shared, request, respond, &extensions)
+                dispatch(&shared, request, respond, &extensions, &calls)
             }
             Next::Request(Err(err)) => {
                 if err.is_go_away() || err.is_io() && is_disconnect(&err) {
@@ -125,7 +144,10 @@ pub(crate) async fn serve(
                 draining = true;
                 connection.graceful_shutdown();
             }
-            Next::Abort => {
+            Next::Abort | Next::Idle => {
+                if matches!(next, Next::Idle) {
+                    tracing::debug!("connection idle for too long; closing it");
+                }
                 connection.abrupt_shutdown(h2::Reason::NO_ERROR);
                 // Give the GOAWAY a moment to be written, but never wait on
                 // a peer that does not read.
@@ -141,6 +163,34 @@ pub(crate) async fn serve(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Ready once no call has run on the connection for `limit`. While calls
+/// run, waits (with a listener) for the count to drop to zero.
+fn poll_idle(
+    calls: &Tracker,
+    limit: std::time::Duration,
+    runtime: &crate::rt::SharedRuntime,
+    timer: &mut Option<crate::rt::Sleep>,
+    busy: &mut Option<event_listener::EventListener>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<()> {
+    loop {
+        if calls.count() == 0 {
+            *busy = None;
+            let timer = timer.get_or_insert_with(|| runtime.sleep(limit));
+            return timer.as_mut().poll(cx);
+        }
+        *timer = None;
+        let listener = busy.get_or_insert_with(|| calls.listen_idle());
+        // Re-check after listening: no lost wake-up.
+        if calls.count() != 0 {
+            if Pin::new(listener).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        *busy = None;
     }
 }
 
@@ -160,6 +210,7 @@ fn dispatch(
     request: http::Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
     extensions: &http::Extensions,
+    calls: &Tracker,
 ) {
     let (parts, body) = request.into_parts();
     if parts.method != http::Method::POST {
@@ -246,6 +297,7 @@ fn dispatch(
         response_encoding,
         config: config.clone(),
         force_shutdown: shared.force_shutdown.clone(),
+        active: calls.enter(),
     };
     if let Some(authorize) = &config.authorize {
         let info = CallInfo {

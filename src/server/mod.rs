@@ -133,6 +133,7 @@ pub(crate) struct ServerConfig {
     pub(crate) max_pending_accept_reset_streams: Option<usize>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) keepalive: Option<KeepAlive>,
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) authorize: Option<Box<AuthorizeFn>>,
 }
 
@@ -156,6 +157,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_frame_size", &self.max_frame_size)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("keepalive", &self.keepalive)
+            .field("idle_timeout", &self.idle_timeout)
             .field("authorize", &self.authorize.is_some())
             .finish()
     }
@@ -210,6 +212,7 @@ impl Default for ServerBuilder {
                 max_pending_accept_reset_streams: Some(32),
                 handshake_timeout: Duration::from_secs(20),
                 keepalive: None,
+                idle_timeout: None,
                 authorize: None,
             },
             services: Vec::new(),
@@ -288,6 +291,14 @@ impl ServerBuilder {
     /// vanished is noticed, its calls cancelled (default: off).
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.config.keepalive = Some(KeepAlive { interval, timeout });
+        self
+    }
+
+    /// Closes a connection that has had no call running for `timeout`
+    /// (default: never). This also ends connections whose peer trickles a
+    /// request in byte by byte without ever completing it.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
         self
     }
 

@@ -81,6 +81,11 @@ impl Tracker {
         TrackerGuard(self.clone())
     }
 
+    /// A listener that fires when the count next drops to zero.
+    pub(crate) fn listen_idle(&self) -> EventListener {
+        self.0.idle.listen()
+    }
+
     pub(crate) fn count(&self) -> usize {
         self.0.count.load(Ordering::SeqCst)
     }

@@ -1,0 +1,246 @@
+//! Hostile peers: each behaviour has a fixed expected outcome, and the
+//! server keeps serving everyone else with bounded memory.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use futures::{AsyncWriteExt, StreamExt};
+use p2p_grpc::client::Grpc;
+use p2p_grpc::server::{CallFuture, ServerCall, Service};
+use p2p_grpc::{BoxStream, Channel, Request, Response};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+/// Streams 64 KiB messages forever, counting how many it produced.
+#[derive(Clone)]
+struct Flood {
+    produced: Arc<AtomicUsize>,
+}
+
+impl Service for Flood {
+    fn name(&self) -> &'static str {
+        "test.Flood"
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> CallFuture {
+        let produced = self.produced.clone();
+        match method {
+            "Pour" => call.server_streaming(move |_request: Request<Msg>| async move {
+                let stream = futures::stream::repeat(()).map(move |()| {
+                    produced.fetch_add(1, Ordering::SeqCst);
+                    Ok(Msg {
+                        payload: vec![1; 64 * 1024],
+                        ..Msg::default()
+                    })
+                });
+                let stream: BoxStream<Msg> = Box::pin(stream);
+                Ok(Response::new(stream))
+            }),
+            _ => call.unimplemented(),
+        }
+    }
+}
+
+#[test]
+fn a_reader_that_never_reads_bounds_the_servers_memory() {
+    run(async {
+        let produced = Arc::new(AtomicUsize::new(0));
+        let (server, _events) = echo_server(|b| {
+            b.add_service(Flood {
+                produced: produced.clone(),
+            })
+        });
+        let grpc = Grpc::new(memory_channel(&server).await);
+        // Start the flood and never read it.
+        let response = grpc
+            .server_streaming::<_, Msg>(Request::new(Msg::default()), "/test.Flood/Pour")
+            .await
+            .unwrap();
+        // Other calls on the same connection go on.
+        for i in 0..20 {
+            let reply = grpc
+                .unary::<_, Msg>(Request::new(Msg::count("meanwhile", i)), UNARY)
+                .await
+                .unwrap();
+            assert_eq!(reply.get_ref().count, i);
+        }
+        // Give an unbounded sender every chance to overproduce.
+        runtime().sleep(Duration::from_millis(300)).await;
+        let held = produced.load(Ordering::SeqCst);
+        // Flow-control windows (1 MiB per stream, 2 MiB per connection) and
+        // h2's send buffer bound what the server holds: a few dozen 64 KiB
+        // messages, not the thousands an unbounded sender would make.
+        assert!(
+            held <= 48,
+            "server produced {held} messages for a reader that reads none"
+        );
+        // Reading resumes the flow.
+        let mut stream = response.into_inner();
+        for _ in 0..100 {
+            stream.message().await.unwrap().unwrap();
+        }
+        assert!(produced.load(Ordering::SeqCst) >= 100);
+    });
+}
+
+#[test]
+fn calls_beyond_the_stream_limit_wait_their_turn() {
+    run(async {
+        let (server, mut events) = echo_server(|b| b.max_concurrent_streams(Some(4)));
+        let grpc = Grpc::new(memory_channel(&server).await);
+        let calls = (0..20).map(|i| {
+            let grpc = grpc.clone();
+            async move {
+                grpc.unary::<_, Msg>(Request::new(Msg::count(format!("c{i}"), 20)), SLOW)
+                    .await
+                    .unwrap()
+            }
+        });
+        let watch = async {
+            let (mut running, mut most, mut finished) = (0i32, 0i32, 0);
+            while finished < 20 {
+                match next_event(&mut events).await {
+                    Event::Started(_) => running += 1,
+                    Event::Finished(_) | Event::Dropped(_) => {
+                        running -= 1;
+                        finished += 1;
+                    }
+                }
+                most = most.max(running);
+            }
+            most
+        };
+        let (replies, most) = futures::join!(futures::future::join_all(calls), watch);
+        assert_eq!(replies.len(), 20);
+        assert!(most <= 4, "{most} calls ran at once with a limit of 4");
+    });
+}
+
+#[test]
+fn a_rapid_reset_flood_leaves_the_server_serving() {
+    run(async {
+        let (server, _events) = echo_server(|b| b);
+        let (client_io, server_io) = p2p_grpc::transport::duplex(256 * 1024);
+        let served = server.clone();
+        let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
+        runtime().spawn(Box::pin(async move {
+            let _ = ended_tx.send(served.serve_connection(server_io).await);
+        }));
+        let (send, connection) = h2::client::handshake(client_io.compat()).await.unwrap();
+        runtime().spawn(Box::pin(async move {
+            let _ = connection.await;
+        }));
+        // Open and reset thousands of streams as fast as h2 lets us.
+        let mut opened = 0;
+        for _ in 0..5000 {
+            let Ok(mut ready) = send.clone().ready().await else {
+                break;
+            };
+            let request = http::Request::builder()
+                .method("POST")
+                .uri(format!("http://localhost{SLOW}"))
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
+            let Ok((_response, mut stream)) = ready.send_request(request, false) else {
+                break;
+            };
+            stream.send_reset(h2::Reason::CANCEL);
+            opened += 1;
+        }
+        assert!(opened > 0);
+        // The abusive connection may be closed (GOAWAY ENHANCE_YOUR_CALM);
+        // either way the server ends it cleanly or keeps it, and serves others.
+        drop(send);
+        let _ = ended_rx.await;
+        let grpc = Grpc::new(memory_channel(&server).await);
+        grpc.unary::<_, Msg>(Request::new(Msg::text("after the flood")), UNARY)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_header_block_past_the_limit_is_refused() {
+    run(async {
+        let (server, _events) = echo_server(|b| b.max_header_list_size(8 * 1024));
+        let grpc = Grpc::new(memory_channel(&server).await);
+        let mut request = Request::new(Msg::text("fat"));
+        request
+            .metadata_mut()
+            .insert("x-padding", &"p".repeat(32 * 1024))
+            .unwrap();
+        let status = grpc.unary::<_, Msg>(request, UNARY).await.unwrap_err();
+        assert_ne!(status.code(), p2p_grpc::Code::Ok);
+        // Other calls are served, on a fresh connection at worst.
+        let grpc = Grpc::new(memory_channel(&server).await);
+        grpc.unary::<_, Msg>(Request::new(Msg::text("slim")), UNARY)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_peer_that_never_completes_a_request_is_closed_when_idle() {
+    run(async {
+        let (server, _events) = echo_server(|b| b.idle_timeout(Duration::from_millis(200)));
+        let (mut trickler, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let served = server.clone();
+        let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
+        runtime().spawn(Box::pin(async move {
+            let _ = ended_tx.send(served.serve_connection(server_io).await);
+        }));
+        // A valid preface and SETTINGS, then the first bytes of a HEADERS
+        // frame that never completes.
+        trickler
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        trickler
+            .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+            .await
+            .unwrap();
+        trickler
+            .write_all(&[0, 0, 40, 1, 4, 0, 0, 0, 1, 0x83])
+            .await
+            .unwrap();
+        let ended = ended_rx.await.unwrap();
+        assert!(ended.is_ok(), "{ended:?}");
+        drop(trickler);
+    });
+}
+
+#[test]
+fn idle_timeout_spares_connections_with_running_calls() {
+    run(async {
+        let (server, mut events) = echo_server(|b| b.idle_timeout(Duration::from_millis(100)));
+        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let served = server.clone();
+        let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
+        runtime().spawn(Box::pin(async move {
+            let _ = ended_tx.send(served.serve_connection(server_io).await);
+        }));
+        let grpc = Grpc::new(Channel::connect(client_io).await.unwrap());
+        // A call longer than the idle timeout completes.
+        let reply = grpc
+            .unary::<_, Msg>(Request::new(Msg::count("long", 400)), SLOW)
+            .await
+            .unwrap();
+        assert_eq!(reply.get_ref().text, "long");
+        assert_eq!(next_event(&mut events).await, Event::Started("long".into()));
+        assert_eq!(
+            next_event(&mut events).await,
+            Event::Finished("long".into())
+        );
+        // Then, with nothing running, the connection is closed.
+        assert!(ended_rx.await.unwrap().is_ok());
+        let status = grpc
+            .unary::<_, Msg>(Request::new(Msg::text("late")), UNARY)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), p2p_grpc::Code::Unavailable);
+    });
+}
