@@ -83,6 +83,21 @@ impl CompressionEncoding {
     }
 }
 
+/// Server side: put `CompressionOverride::Disable` in a [`Response`](crate::Response)'s
+/// extensions to send that response uncompressed, even when the server compresses
+/// responses ([`ServerBuilder::send_compressed`](crate::server::ServerBuilder::send_compressed))
+/// and the client accepts the encoding. It covers the whole response (every message of a
+/// streaming one): p2p-grpc compresses per call, not per message. tonic's
+/// `SingleMessageCompressionOverride` does the same for unary responses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressionOverride {
+    /// Compress as the server and the client agreed (the default).
+    #[default]
+    Inherit,
+    /// Send this response uncompressed.
+    Disable,
+}
+
 /// The `grpc-accept-encoding` value advertising every supported encoding
 /// (`"gzip"`).
 pub fn accept_encoding_header_value() -> HeaderValue {
