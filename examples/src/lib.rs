@@ -9,3 +9,8 @@ pub mod helloworld {
 pub mod routeguide {
     p2p_grpc::include_proto!("routeguide");
 }
+
+/// The chat service (`proto/chat.proto`).
+pub mod chat {
+    p2p_grpc::include_proto!("chat");
+}

@@ -185,10 +185,8 @@ fn poll_idle(
         *timer = None;
         let listener = busy.get_or_insert_with(|| calls.listen_idle());
         // Re-check after listening: no lost wake-up.
-        if calls.count() != 0 {
-            if Pin::new(listener).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+        if calls.count() != 0 && Pin::new(listener).poll(cx).is_pending() {
+            return Poll::Pending;
         }
         *busy = None;
     }
