@@ -2,7 +2,10 @@
 //! works end to end over an in-memory connection: the four call kinds, well-known types,
 //! keyword names and a nested package.
 
-use futures::{executor::block_on, stream, StreamExt};
+use futures::{stream, StreamExt};
+// The runtime of whichever p2p-grpc feature is on (under tokio, the server and
+// channel need its context to find the runtime).
+use p2p_grpc::rt::block_on;
 use p2p_grpc::{BoxStream, Request, Response, Status, Streaming};
 use p2p_grpc_interop::p2p::test::{
     self as pb, clock_server, echo_client, echo_server, idle_server, match_client, match_server,
@@ -190,7 +193,7 @@ fn service_names_and_debug() {
         "p2p.test.nested.NestedService"
     );
     assert!(format!("{:?}", svc.clone()).contains("EchoServer"));
-    let mut names = server().service_names();
+    let mut names = block_on(async { server() }).service_names();
     names.sort();
     assert_eq!(
         names,
@@ -206,9 +209,9 @@ fn service_names_and_debug() {
 
 #[test]
 fn generated_code_works_end_to_end() {
-    let server = server();
     let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
     block_on(async {
+        let server = server();
         let serve = server.serve_connection(server_io);
         let calls = async {
             let channel = p2p_grpc::Channel::connect(client_io)

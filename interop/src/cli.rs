@@ -1,0 +1,283 @@
+//! Command lines of `interop_server` and `interop_client`, with the flags of
+//! the interop test descriptions, parsed by hand (`--flag=value` or
+//! `--flag value`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use p2p_grpc::Channel;
+
+use crate::client::{self, CaseError, InteropClient, ALL_CASES};
+
+/// Exit status: every case passed.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: a case failed (or the server could not run).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: bad command line, or TLS asked for.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: no case failed, but some could only run in part.
+pub const EXIT_UNSUPPORTED: i32 = 3;
+
+/// The longest a single case may take.
+pub const CASE_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Parsed `--name=value` / `--name value` flags.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pairs: Vec<(String, String)>,
+}
+
+impl Flags {
+    /// Parses `args` (without the program name); every flag must be one of
+    /// `known`.
+    pub fn parse(args: impl IntoIterator<Item = String>, known: &[&str]) -> Result<Self, String> {
+        let mut pairs = Vec::new();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let Some(flag) = arg.strip_prefix("--") else {
+                return Err(format!("unexpected argument {arg:?}"));
+            };
+            let (name, value) = match flag.split_once('=') {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None if flag == "help" => ("help".to_owned(), String::new()),
+                None => {
+                    let value = args
+                        .next()
+                        .ok_or_else(|| format!("--{flag} needs a value"))?;
+                    (flag.to_owned(), value)
+                }
+            };
+            if name != "help" && !known.contains(&name.as_str()) {
+                return Err(format!("unknown flag --{name}"));
+            }
+            pairs.push((name, value));
+        }
+        Ok(Flags { pairs })
+    }
+
+    /// The last value given for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `--help` was given.
+    pub fn help(&self) -> bool {
+        self.get("help").is_some()
+    }
+
+    /// A boolean flag (`true`/`false`), `default` when absent.
+    pub fn bool(&self, name: &str, default: bool) -> Result<bool, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(other) => Err(format!("--{name}: expected true or false, got {other:?}")),
+        }
+    }
+
+    /// A port number.
+    pub fn port(&self, name: &str, default: u16) -> Result<u16, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(port) => port
+                .parse()
+                .map_err(|_| format!("--{name}: not a port number: {port:?}")),
+        }
+    }
+}
+
+const TLS_UNSUPPORTED: &str =
+    "--use_tls=true is not supported: p2p-grpc speaks plaintext HTTP/2 (h2c) only";
+
+const SERVER_USAGE: &str = "\
+usage: interop_server [--port=PORT] [--use_tls=false]
+
+Serves grpc.testing.TestService on 0.0.0.0:PORT (default 10000), plaintext.";
+
+/// `interop_server`'s main: returns the exit status.
+pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
+    let flags = match Flags::parse(args, &["port", "use_tls"]) {
+        Ok(flags) if flags.help() => {
+            println!("{SERVER_USAGE}");
+            return EXIT_OK;
+        }
+        Ok(flags) => flags,
+        Err(err) => {
+            eprintln!("interop_server: {err}\n{SERVER_USAGE}");
+            return EXIT_USAGE;
+        }
+    };
+    let (port, tls) = match (flags.port("port", 10000), flags.bool("use_tls", false)) {
+        (Ok(port), Ok(tls)) => (port, tls),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("interop_server: {err}");
+            return EXIT_USAGE;
+        }
+    };
+    if tls {
+        eprintln!("interop_server: {TLS_UNSUPPORTED}");
+        return EXIT_USAGE;
+    }
+    let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    crate::block_on(async move {
+        let server = match crate::server::build_server(None) {
+            Ok(server) => server,
+            Err(err) => {
+                eprintln!("interop_server: {err}");
+                return EXIT_FAILED;
+            }
+        };
+        let listener = match p2p_grpc::transport::tcp_listen(addr) {
+            Ok(listener) => listener,
+            Err(err) => {
+                eprintln!("interop_server: cannot listen on {addr}: {err}");
+                return EXIT_FAILED;
+            }
+        };
+        println!("interop_server: listening on {addr}");
+        match server.serve_listener(listener).await {
+            Ok(()) => EXIT_OK,
+            Err(err) => {
+                eprintln!("interop_server: {err}");
+                EXIT_FAILED
+            }
+        }
+    })
+}
+
+const CLIENT_USAGE: &str = "\
+usage: interop_client [--server_host=HOST] [--server_port=PORT]
+                      [--server_host_override=HOST] [--test_case=CASE|all]
+                      [--use_tls=false]
+
+Runs gRPC interop test cases (plaintext) against HOST:PORT (default
+localhost:10000). Exit status: 0 every case passed, 1 a case failed,
+2 bad command line, 3 no case failed but some ran only in part.
+
+Cases:";
+
+/// `interop_client`'s main: returns the exit status.
+pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
+    let known = [
+        "server_host",
+        "server_port",
+        "server_host_override",
+        "test_case",
+        "use_tls",
+        "use_test_ca",
+    ];
+    let usage = || format!("{CLIENT_USAGE} {}", ALL_CASES.join(", "));
+    let flags = match Flags::parse(args, &known) {
+        Ok(flags) if flags.help() => {
+            println!("{}", usage());
+            return EXIT_OK;
+        }
+        Ok(flags) => flags,
+        Err(err) => {
+            eprintln!("interop_client: {err}\n{}", usage());
+            return EXIT_USAGE;
+        }
+    };
+    let host = flags.get("server_host").unwrap_or("localhost").to_owned();
+    let (port, tls) = match (
+        flags.port("server_port", 10000),
+        flags.bool("use_tls", false),
+    ) {
+        (Ok(port), Ok(tls)) => (port, tls),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("interop_client: {err}");
+            return EXIT_USAGE;
+        }
+    };
+    if tls {
+        eprintln!("interop_client: {TLS_UNSUPPORTED}");
+        return EXIT_USAGE;
+    }
+    let case = flags.get("test_case").unwrap_or("all");
+    let cases: Vec<&str> = if case == "all" {
+        ALL_CASES.to_vec()
+    } else if ALL_CASES.contains(&case) {
+        vec![case]
+    } else {
+        eprintln!("interop_client: unknown test case {case:?}\n{}", usage());
+        return EXIT_USAGE;
+    };
+    let addr = match (host.as_str(), port).to_socket_addrs() {
+        Ok(mut addrs) => match addrs.next() {
+            Some(addr) => addr,
+            None => {
+                eprintln!("interop_client: {host} has no address");
+                return EXIT_FAILED;
+            }
+        },
+        Err(err) => {
+            eprintln!("interop_client: cannot resolve {host}: {err}");
+            return EXIT_FAILED;
+        }
+    };
+    let authority = format!(
+        "{}:{port}",
+        flags.get("server_host_override").unwrap_or(&host)
+    );
+    crate::block_on(async move {
+        let Some(runtime) = p2p_grpc::rt::default_runtime() else {
+            eprintln!("interop_client: no p2p-grpc runtime feature enabled");
+            return EXIT_FAILED;
+        };
+        let mut builder = Channel::builder();
+        match authority.parse() {
+            Ok(authority) => builder = builder.authority(authority),
+            Err(err) => {
+                eprintln!("interop_client: bad authority {authority:?}: {err}");
+                return EXIT_USAGE;
+            }
+        }
+        let channel = match builder.connect_tcp(addr).await {
+            Ok(channel) => channel,
+            Err(err) => {
+                eprintln!("interop_client: cannot connect to {addr}: {err}");
+                return EXIT_FAILED;
+            }
+        };
+        let client = InteropClient::new(channel, runtime.clone());
+        let (mut failed, mut partial) = (0, 0);
+        for case in &cases {
+            let result = client::with_limit(&runtime, CASE_TIME_LIMIT, client.run(case))
+                .await
+                .unwrap_or_else(|| {
+                    Err(CaseError::Failed(format!(
+                        "did not finish within {CASE_TIME_LIMIT:?}"
+                    )))
+                });
+            match result {
+                Ok(()) => println!("{case}: PASSED"),
+                Err(err @ CaseError::Failed(_)) => {
+                    failed += 1;
+                    println!("{case}: {err}");
+                }
+                Err(err @ CaseError::Unsupported(_)) => {
+                    partial += 1;
+                    println!("{case}: {err}");
+                }
+            }
+        }
+        let passed = cases.len() - failed - partial;
+        if cases.len() > 1 {
+            println!(
+                "{passed} passed, {failed} failed, {partial} not fully supported (of {})",
+                cases.len()
+            );
+        }
+        if failed > 0 {
+            EXIT_FAILED
+        } else if partial > 0 {
+            EXIT_UNSUPPORTED
+        } else {
+            EXIT_OK
+        }
+    })
+}

@@ -1,0 +1,78 @@
+//! Shared by the interop tests: a runner on the p2p-grpc runtime chosen by
+//! the features, our interop server on a fresh TCP port, and the expected
+//! outcome of each case.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use p2p_grpc::rt::SharedRuntime;
+use p2p_grpc::Channel;
+use p2p_grpc_interop::client::{CaseError, CaseResult, InteropClient};
+
+pub fn runtime() -> SharedRuntime {
+    p2p_grpc::rt::default_runtime().expect("a p2p-grpc runtime feature is enabled")
+}
+
+/// Runs a test body on p2p-grpc's runtime, failing (not hanging) after 60 s.
+pub fn run<T>(body: impl Future<Output = T>) -> T {
+    p2p_grpc::rt::block_on(async {
+        let limit = runtime().sleep(Duration::from_secs(60));
+        match futures::future::select(std::pin::pin!(body), limit).await {
+            futures::future::Either::Left((output, _)) => output,
+            futures::future::Either::Right(_) => panic!("test timed out after 60 s"),
+        }
+    })
+}
+
+/// Starts our interop server on 127.0.0.1:0 (call inside [`run`]).
+pub fn start_server() -> SocketAddr {
+    let server = p2p_grpc_interop::server::build_server(None).expect("server builds");
+    let listener = p2p_grpc::transport::tcp_listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.get_ref().local_addr().unwrap();
+    runtime().spawn(Box::pin(async move {
+        let _ = server.serve_listener(listener).await;
+    }));
+    addr
+}
+
+/// Our interop client, connected to `addr`.
+pub async fn client(addr: SocketAddr) -> InteropClient {
+    let channel = Channel::connect_tcp(addr).await.expect("connects");
+    InteropClient::new(channel, runtime())
+}
+
+/// What a case is expected to end with.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    /// Every assertion holds.
+    Pass,
+    /// `CaseError::Unsupported` whose text contains this.
+    Unsupported(&'static str),
+    /// `CaseError::Failed` whose text contains this (a known limitation of
+    /// the peer; the test notices when it goes away).
+    Fails(&'static str),
+}
+
+/// Panics with the case name and the reason unless `result` is as expected.
+pub fn check(peer: &str, case: &str, result: &CaseResult, expect: Expect) {
+    let ok = match (result, expect) {
+        (Ok(()), Expect::Pass) => true,
+        (Err(CaseError::Unsupported(why)), Expect::Unsupported(part)) => why.contains(part),
+        (Err(CaseError::Failed(why)), Expect::Fails(part)) => why.contains(part),
+        _ => false,
+    };
+    assert!(
+        ok,
+        "{case} against {peer}: expected {expect:?}, got {}",
+        match result {
+            Ok(()) => "a pass".to_owned(),
+            Err(err) => err.to_string(),
+        }
+    );
+}
+
+/// Why `client_compressed_streaming` cannot fully pass with our client.
+pub const PER_MESSAGE_REQUEST_COMPRESSION: Expect =
+    Expect::Unsupported("compresses every request message of a call or none");
