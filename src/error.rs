@@ -67,7 +67,8 @@ impl fmt::Display for Error {
             ErrorKind::Http2(err) => write!(f, "HTTP/2 error: {err}"),
             ErrorKind::Timeout(what) => write!(f, "timed out: {what}"),
             ErrorKind::NoRuntime => f.write_str(
-                "no runtime: enable a runtime feature (smol, async-std, tokio) or pass one to the builder",
+                "no runtime: pass one to the builder, or enable the smol or async-std feature, \
+                 or (with the tokio feature) build inside a tokio runtime",
             ),
         }
     }
