@@ -1,0 +1,186 @@
+//! The echo service of the integration tests (`tests/common/mod.rs`), copied
+//! here because a fuzz crate cannot import `tests/`. Differences: no event
+//! channel, and `Expand` streams at most [`MAX_EXPAND`] messages so that a
+//! fuzzed `count` of four billion cannot turn one input into a long run.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use p2p_grpc::rt::SharedRuntime;
+use p2p_grpc::server::{CallFuture, ServerCall, Service};
+use p2p_grpc::{BoxStream, Code, Request, Response, Status, Streaming};
+
+/// The one message type of the echo service.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Msg {
+    #[prost(string, tag = "1")]
+    pub text: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub payload: Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    pub count: u32,
+}
+
+impl Msg {
+    pub fn text(text: impl Into<String>) -> Self {
+        Msg {
+            text: text.into(),
+            ..Msg::default()
+        }
+    }
+
+    pub fn count(text: impl Into<String>, count: u32) -> Self {
+        Msg {
+            text: text.into(),
+            count,
+            ..Msg::default()
+        }
+    }
+}
+
+pub const UNARY: &str = "/test.Echo/Unary";
+pub const SLOW: &str = "/test.Echo/Slow";
+pub const COLLECT: &str = "/test.Echo/Collect";
+pub const EXPAND: &str = "/test.Echo/Expand";
+pub const CHAT: &str = "/test.Echo/Chat";
+pub const PEER: &str = "/test.Echo/Peer";
+pub const MISSING: &str = "/test.Echo/Missing";
+
+/// Most messages `Expand` sends for one request.
+pub const MAX_EXPAND: u32 = 64;
+
+/// The echo service:
+/// - `Unary`: echoes the message; `x-echo` request metadata comes back in
+///   the response headers and `x-trailer-bin` in the trailers; a text of the
+///   form `fail:<code>:<message>` fails with that status.
+/// - `Slow`: waits `count` (virtual) milliseconds.
+/// - `Collect` (client streaming): concatenates texts, sums counts.
+/// - `Expand` (server streaming): `count` messages (at most 64); `fail:<n>`
+///   fails after n.
+/// - `Chat` (bidi): echoes each message.
+/// - `Peer`: returns the `PeerTag` extension the transport attached.
+#[derive(Clone)]
+pub struct EchoService {
+    pub runtime: SharedRuntime,
+}
+
+/// A value a transport may attach to requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerTag(pub String);
+
+pub fn parse_failure(text: &str) -> Option<Status> {
+    let rest = text.strip_prefix("fail:")?;
+    let (code, message) = rest.split_once(':')?;
+    Some(Status::new(Code::from_i32(code.parse().ok()?), message))
+}
+
+impl Service for EchoService {
+    fn name(&self) -> &'static str {
+        "test.Echo"
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> CallFuture {
+        let this = self.clone();
+        match method {
+            "Unary" => call.unary(move |request: Request<Msg>| async move {
+                if let Some(status) = parse_failure(&request.get_ref().text) {
+                    return Err(status);
+                }
+                let echo = request.metadata().get("x-echo").map(str::to_owned);
+                let timeout = request.timeout();
+                let trailer = request.metadata().get_bin("x-trailer-bin");
+                let mut response = Response::new(request.into_inner());
+                // Received metadata must be sendable again: these unwraps
+                // are invariants of MetadataMap.
+                if let Some(echo) = echo {
+                    response.metadata_mut().insert("x-echo", &echo).unwrap();
+                }
+                if let Some(timeout) = timeout {
+                    let millis = timeout.as_millis().to_string();
+                    response
+                        .metadata_mut()
+                        .insert("x-timeout-ms", &millis)
+                        .unwrap();
+                }
+                if let Some(Ok(trailer)) = trailer {
+                    response
+                        .trailers_mut()
+                        .insert_bin("x-trailer-bin", trailer)
+                        .unwrap();
+                }
+                Ok(response)
+            }),
+            "Slow" => call.unary(move |request: Request<Msg>| async move {
+                this.runtime
+                    .sleep(Duration::from_millis(request.get_ref().count.into()))
+                    .await;
+                Ok(Response::new(request.into_inner()))
+            }),
+            "Collect" => {
+                call.client_streaming(move |request: Request<Streaming<Msg>>| async move {
+                    let mut messages = request.into_inner();
+                    let mut total = Msg::default();
+                    let mut compressed = Vec::new();
+                    while let Some(message) = messages.message().await? {
+                        compressed.push(messages.last_message_compressed().to_string());
+                        if let Some(status) = parse_failure(&message.text) {
+                            return Err(status);
+                        }
+                        total.text.push_str(&message.text);
+                        total.count = total.count.wrapping_add(message.count);
+                        total.payload.extend_from_slice(&message.payload);
+                    }
+                    let mut response = Response::new(total);
+                    response
+                        .metadata_mut()
+                        .insert("x-compressed", &compressed.join(","))
+                        .unwrap();
+                    Ok(response)
+                })
+            }
+            "Expand" => call.server_streaming(move |request: Request<Msg>| async move {
+                let request = request.into_inner();
+                let fail_after: Option<u32> = request
+                    .text
+                    .strip_prefix("fail:")
+                    .and_then(|n| n.parse().ok());
+                let payload = request.payload.clone();
+                let count = request.count.min(MAX_EXPAND);
+                let stream = futures::stream::iter(0..count).map(move |i| {
+                    if Some(i) == fail_after {
+                        return Err(Status::aborted(format!("failed after {i}")));
+                    }
+                    Ok(Msg {
+                        text: i.to_string(),
+                        payload: payload.clone(),
+                        count: i,
+                    })
+                });
+                let stream: BoxStream<Msg> = Box::pin(stream);
+                Ok(Response::new(stream))
+            }),
+            "Chat" => call.streaming(move |request: Request<Streaming<Msg>>| async move {
+                let messages = request.into_inner();
+                let stream = futures::stream::unfold(messages, |mut messages| async move {
+                    match messages.message().await {
+                        Ok(Some(message)) => match parse_failure(&message.text) {
+                            Some(status) => Some((Err(status), messages)),
+                            None => Some((Ok(message), messages)),
+                        },
+                        Ok(None) => None,
+                        Err(status) => Some((Err(status), messages)),
+                    }
+                });
+                let stream: BoxStream<Msg> = Box::pin(stream);
+                Ok(Response::new(stream))
+            }),
+            "Peer" => call.unary(move |request: Request<Msg>| async move {
+                let tag = request.extensions().get::<PeerTag>().cloned();
+                Ok(Response::new(Msg::text(
+                    tag.map(|tag| tag.0).unwrap_or_default(),
+                )))
+            }),
+            _ => call.unimplemented(),
+        }
+    }
+}

@@ -1,0 +1,1103 @@
+//! The seed corpora, `fuzz/seeds/<target>/<name>`: written by
+//! `cargo test --manifest-path fuzz/Cargo.toml -- --ignored write_seeds`.
+//!
+//! Structured seeds are built with each target's input builders; raw seeds
+//! are bytes captured from a real exchange between our client and our
+//! server (what the client wrote, for `server_connection`; what the server
+//! wrote, for `client_responses`).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::StreamExt;
+use p2p_grpc::client::{ChannelBuilder, Grpc};
+use p2p_grpc::codec::encode_message;
+use p2p_grpc::compression::compress;
+use p2p_grpc::server::Server;
+use p2p_grpc::transport::{duplex, Duplex};
+use p2p_grpc::{CompressionEncoding, Request};
+use prost::Message as _;
+
+use crate::client_responses::{self as cr, Action, Spec};
+use crate::echo::{self, EchoService, Msg};
+use crate::frames;
+use crate::header_parsing::ops;
+use crate::input::Output;
+use crate::server_connection::{self as sc, Config, Op};
+use crate::sim::Sim;
+
+/// One seed: target, file name, bytes.
+pub type Seed = (&'static str, String, Vec<u8>);
+
+/// Every seed of every target.
+pub fn all() -> Vec<Seed> {
+    let mut seeds = Vec::new();
+    seeds.extend(message_decoder());
+    seeds.extend(header_parsing());
+    seeds.extend(server_connection());
+    seeds.extend(client_responses());
+    seeds
+}
+
+fn encoded(msg: &Msg, gzip: bool) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    let encoding = gzip.then_some(CompressionEncoding::Gzip);
+    encode_message(msg, encoding, usize::MAX, &mut buf).unwrap();
+    buf.to_vec()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    compress(CompressionEncoding::Gzip, data, &mut out).unwrap();
+    out.to_vec()
+}
+
+fn message_decoder() -> Vec<Seed> {
+    use crate::message_decoder::encode;
+    let t = "message_decoder";
+    let hello = Msg::count("hello", 3);
+    let big = Msg {
+        text: "x".repeat(3000),
+        payload: vec![7; 2000],
+        count: 1,
+    };
+    let mut several = encoded(&hello, false);
+    several.extend(encoded(&hello, true));
+    several.extend(frames::grpc_message(false, b""));
+    several.extend(encoded(&big, false));
+    several.extend(encoded(&big, true));
+    let mut bomb = frames::grpc_message(true, &gzip(&vec![0u8; 256 * 1024]));
+    bomb.extend(encoded(&hello, false));
+    let mut truncated = encoded(&hello, false);
+    truncated.extend(&encoded(&big, false)[..100]);
+    vec![
+        (
+            t,
+            "one_message".into(),
+            encode(0xFFFF, true, &[], &encoded(&hello, false)),
+        ),
+        (
+            t,
+            "several_split".into(),
+            encode(0xFFFF, true, &[1, 2, 3, 7, 0, 0x81, 0xa0], &several),
+        ),
+        (
+            t,
+            "several_at_end".into(),
+            encode(8000, false, &[5, 0x90], &several),
+        ),
+        (t, "gzip_bomb".into(), encode(1024, true, &[0x84], &bomb)),
+        (
+            t,
+            "too_large".into(),
+            encode(10, true, &[3], &encoded(&hello, false)),
+        ),
+        (
+            t,
+            "invalid_flag".into(),
+            encode(100, true, &[], &[0, 0, 0, 0, 1, 8, 2, 0, 0]),
+        ),
+        (
+            t,
+            "truncated".into(),
+            encode(0xFFFF, true, &[64], &truncated),
+        ),
+    ]
+}
+
+fn header_parsing() -> Vec<Seed> {
+    let t = "header_parsing";
+    let mut timeouts = Output::new();
+    for v in [
+        &b"100m"[..],
+        b"1H",
+        b"99999999n",
+        b"00001S",
+        b"5M",
+        b"7u",
+        b"123456789S",
+        b"10s",
+        b"S",
+        b"",
+    ] {
+        ops::timeout_parse(&mut timeouts, v);
+    }
+    for d in [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_millis(100),
+        Duration::new(100_000, 1),
+        Duration::from_secs(99_999_999 * 3600),
+        Duration::MAX,
+    ] {
+        ops::timeout_format(&mut timeouts, d);
+    }
+
+    let mut messages = Output::new();
+    for v in [
+        &b"plain text ~"[..],
+        b"100% done\n",
+        b"%C3%A9t%C3%A9",
+        b"50% off %zz %4",
+        b"%FF%FE",
+        "caf\u{e9} \u{1F600}".as_bytes(),
+    ] {
+        ops::grpc_message(&mut messages, v);
+    }
+
+    let mut metadata = Output::new();
+    ops::metadata(&mut metadata, 0, b"x-user", b"alice");
+    ops::metadata(&mut metadata, 1, b"X-User", b"bob");
+    ops::metadata(&mut metadata, 2, b"trace-bin", &[0, 1, 2, 255]);
+    ops::metadata(&mut metadata, 3, b"trace-bin", b"");
+    ops::metadata(&mut metadata, 0, b"grpc-status", b"0");
+    ops::metadata(&mut metadata, 0, b"a b", b"v");
+    ops::metadata(&mut metadata, 0, b"k", b"tab\there");
+    ops::metadata(&mut metadata, 0, b"k-bin", b"ascii");
+    ops::metadata(&mut metadata, 2, b"k", b"binary");
+    ops::metadata(&mut metadata, 4, b"bad key\n", b"");
+    ops::metadata(&mut metadata, 5, b"x-user", b"");
+    ops::metadata(&mut metadata, 0, b"user-agent", b"me");
+
+    let mut status = Output::new();
+    ops::status(
+        &mut status,
+        &[
+            (b"grpc-status", b"3"),
+            (b"grpc-message", b"%F0%9F%98%80 100%25 done%0A"),
+            (b"grpc-status-details-bin", b"CAMSBG9vcHM"),
+            (b"x-retry", b"no"),
+            (b"x-blob-bin", b"AAEC/w,AQ=="),
+            (b"content-type", b"application/grpc"),
+            (b"x-bad", b"caf\xc3\xa9"),
+        ],
+    );
+    ops::status(
+        &mut status,
+        &[
+            (b"grpc-status", b" 05 "),
+            (b"grpc-status-details-bin", b"!!!"),
+        ],
+    );
+    ops::status(&mut status, &[(b"grpc-status", b"garbage")]);
+    ops::status(&mut status, &[(b"x-other", b"1")]);
+
+    let mut compression = Output::new();
+    for v in [
+        &b"gzip"[..],
+        b"identity",
+        b" gzip ",
+        b"br",
+        b"GZIP",
+        b"deflate, gzip , snappy",
+        b"\xffzz",
+    ] {
+        ops::encoding(&mut compression, v);
+    }
+    ops::decompress(&mut compression, 100, &gzip(b"hello hello hello hello"));
+    ops::decompress(&mut compression, 1000, &gzip(&vec![0u8; 60_000]));
+    let mut two = gzip(b"abc");
+    two.extend(gzip(b"def"));
+    ops::decompress(&mut compression, 6, &two);
+    ops::decompress(&mut compression, 100, b"definitely not gzip");
+
+    vec![
+        (t, "timeouts".into(), timeouts.finish()),
+        (t, "messages".into(), messages.finish()),
+        (t, "metadata".into(), metadata.finish()),
+        (t, "status".into(), status.finish()),
+        (t, "compression".into(), compression.finish()),
+    ]
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// A template request on `stream` to `PATHS[path]`.
+fn request(stream: u8, path: u8, template: u8, extra: &[(&str, &str)]) -> Op {
+    Op::Request {
+        stream,
+        flags: 0,
+        path,
+        custom_path: Vec::new(),
+        template,
+        extra: fields(extra),
+    }
+}
+
+fn message(stream: u8, end_stream: bool, text: &str, count: u32) -> Op {
+    Op::Message {
+        stream,
+        end_stream,
+        gzip: false,
+        text: text.as_bytes().to_vec(),
+        count,
+        payload: Vec::new(),
+    }
+}
+
+const P_UNARY: u8 = 0;
+const P_SLOW: u8 = 1;
+const P_COLLECT: u8 = 2;
+const P_EXPAND: u8 = 3;
+const P_CHAT: u8 = 4;
+const P_PEER: u8 = 5;
+const P_MISSING: u8 = 6;
+const P_OTHER: u8 = 7;
+
+fn server_connection() -> Vec<Seed> {
+    let t = "server_connection";
+    let ack = Op::Settings {
+        ack: true,
+        values: Vec::new(),
+    };
+    let structured =
+        |config: Config, ops: Vec<Op>| sc::Scenario::structured(config, true, ops).encode();
+    let mut seeds: Vec<Seed> = vec![
+        (
+            t,
+            "unary".into(),
+            structured(
+                Config::Default,
+                vec![
+                    ack.clone(),
+                    request(
+                        1,
+                        P_UNARY,
+                        0,
+                        &[("x-echo", "hi"), ("x-trailer-bin", "AAEC")],
+                    ),
+                    message(1, true, "hello", 1),
+                ],
+            ),
+        ),
+        (
+            t,
+            "unary_fail_status".into(),
+            structured(
+                Config::Default,
+                vec![
+                    request(1, P_UNARY, 0, &[]),
+                    message(1, true, "fail:5:not here", 0),
+                ],
+            ),
+        ),
+        (
+            t,
+            "slow_deadline".into(),
+            structured(
+                Config::Default,
+                vec![
+                    request(1, P_SLOW, 0, &[("grpc-timeout", "10m")]),
+                    message(1, true, "slow", 50),
+                    Op::Sleep { millis: 20 },
+                ],
+            ),
+        ),
+        (
+            t,
+            "collect".into(),
+            structured(
+                Config::Default,
+                vec![
+                    request(1, P_COLLECT, 8, &[]),
+                    message(1, false, "a", 1),
+                    Op::Message {
+                        stream: 1,
+                        end_stream: false,
+                        gzip: true,
+                        text: b"b".to_vec(),
+                        count: 2,
+                        payload: vec![1; 100],
+                    },
+                    message(1, true, "c", 3),
+                ],
+            ),
+        ),
+        (
+            t,
+            "collect_gzip".into(),
+            structured(
+                Config::Gzip,
+                vec![
+                    request(1, P_COLLECT, 8 | 16, &[]),
+                    Op::Message {
+                        stream: 1,
+                        end_stream: true,
+                        gzip: true,
+                        text: b"zip".to_vec(),
+                        count: 2,
+                        payload: vec![1; 100],
+                    },
+                ],
+            ),
+        ),
+        (
+            t,
+            "expand".into(),
+            structured(
+                Config::Default,
+                vec![
+                    request(1, P_EXPAND, 0, &[]),
+                    message(1, true, "", 5),
+                    Op::WindowUpdate {
+                        stream: 0,
+                        increment: 100_000,
+                    },
+                ],
+            ),
+        ),
+        (
+            t,
+            "expand_tiny_windows".into(),
+            structured(
+                Config::TinyWindows,
+                vec![
+                    request(1, P_EXPAND, 0, &[]),
+                    message(1, true, "fail:3", 10),
+                    Op::Sleep { millis: 0 },
+                    Op::WindowUpdate {
+                        stream: 1,
+                        increment: 200,
+                    },
+                    Op::WindowUpdate {
+                        stream: 0,
+                        increment: 200,
+                    },
+                ],
+            ),
+        ),
+        (
+            t,
+            "chat_and_reset".into(),
+            structured(
+                Config::Default,
+                vec![
+                    request(1, P_CHAT, 0, &[]),
+                    message(1, false, "one", 1),
+                    Op::Sleep { millis: 0 },
+                    message(1, false, "two", 2),
+                    Op::RstStream { stream: 1, code: 8 },
+                    request(3, P_CHAT, 0, &[]),
+                    message(3, true, "three", 3),
+                ],
+            ),
+        ),
+        (
+            t,
+            "peer_authorize".into(),
+            structured(
+                Config::Authorize,
+                vec![
+                    request(1, P_PEER, 0, &[]),
+                    message(1, true, "", 0),
+                    request(3, P_UNARY, 0, &[]),
+                    message(3, true, "ok", 0),
+                ],
+            ),
+        ),
+        (
+            t,
+            "bad_requests".into(),
+            structured(
+                Config::Default,
+                vec![
+                    request(1, P_MISSING, 0, &[]),
+                    request(3, P_OTHER, 0, &[]),
+                    request(5, P_UNARY, 1, &[]),
+                    request(7, P_UNARY, 2, &[("content-type", "application/json")]),
+                    request(9, P_UNARY, 0, &[("grpc-encoding", "br")]),
+                    request(11, P_UNARY, 0, &[("grpc-timeout", "forever")]),
+                    Op::Request {
+                        stream: 13,
+                        flags: 1,
+                        path: 12,
+                        custom_path: b"/test.Echo/Unary/extra".to_vec(),
+                        template: 0,
+                        extra: Vec::new(),
+                    },
+                    Op::Data {
+                        stream: 15,
+                        end_stream: true,
+                        wrap: 1,
+                        payload: b"orphan".to_vec(),
+                    },
+                ],
+            ),
+        ),
+        (
+            t,
+            "bad_messages".into(),
+            structured(
+                Config::SmallLimits,
+                vec![
+                    request(1, P_UNARY, 0, &[]),
+                    Op::Data {
+                        stream: 1,
+                        end_stream: true,
+                        wrap: 0,
+                        payload: vec![0, 0xff, 0xff, 0xff, 0xff],
+                    },
+                    request(3, P_UNARY, 0, &[]),
+                    Op::Data {
+                        stream: 3,
+                        end_stream: true,
+                        wrap: 2,
+                        payload: vec![0x0a; 5000],
+                    },
+                    request(5, P_COLLECT, 0, &[]),
+                    Op::Data {
+                        stream: 5,
+                        end_stream: true,
+                        wrap: 0,
+                        payload: vec![7, 0, 0],
+                    },
+                ],
+            ),
+        ),
+        (
+            t,
+            "control_frames".into(),
+            structured(
+                Config::KeepAlive,
+                vec![
+                    Op::Ping {
+                        ack: false,
+                        data: *b"pingpong",
+                    },
+                    Op::Settings {
+                        ack: false,
+                        values: vec![(1, 4096), (3, 10), (4, 65535), (5, 16384), (6, 8192)],
+                    },
+                    Op::Priority {
+                        stream: 1,
+                        data: [0, 0, 0, 0, 16],
+                    },
+                    Op::Headers {
+                        stream: 1,
+                        flags: 2,
+                        fields: fields(&[(":method", "POST"), (":scheme", "http")]),
+                    },
+                    Op::Continuation {
+                        stream: 1,
+                        end_headers: true,
+                        fields: fields(&[
+                            (":path", echo::UNARY),
+                            (":authority", "x"),
+                            ("content-type", "application/grpc+proto"),
+                        ]),
+                    },
+                    message(1, true, "continued", 0),
+                    Op::Sleep { millis: 1500 },
+                    Op::Raw {
+                        kind: 0xaa,
+                        flags: 0,
+                        stream: 0,
+                        payload: b"unknown frame type".to_vec(),
+                    },
+                    Op::GoAway {
+                        last: 1,
+                        code: 0,
+                        debug: b"bye".to_vec(),
+                    },
+                ],
+            ),
+        ),
+        (
+            t,
+            "shutdown_during_call".into(),
+            structured(
+                Config::Shutdown,
+                vec![
+                    request(1, P_SLOW, 0, &[]),
+                    message(1, true, "slow", 10_000),
+                    request(3, P_CHAT, 0, &[]),
+                ],
+            ),
+        ),
+        (
+            t,
+            "small_responses".into(),
+            structured(
+                Config::SmallResponses,
+                vec![
+                    request(1, P_UNARY, 0, &[]),
+                    message(1, true, &"x".repeat(40), 0),
+                ],
+            ),
+        ),
+    ];
+    // What our own client writes, as raw input (the preface stripped: the
+    // target writes it).
+    for (name, bytes) in captured_client_bytes() {
+        let raw = bytes[frames::PREFACE.len()..].to_vec();
+        seeds.push((
+            t,
+            name,
+            sc::Scenario::raw(Config::Default, false, raw).encode(),
+        ));
+    }
+    seeds
+}
+
+fn client_responses() -> Vec<Seed> {
+    let t = "client_responses";
+    let headers = |template: u8, fields_: &[(&str, &str)]| Action::Headers {
+        status: 0,
+        end_stream: false,
+        template,
+        code: 0,
+        fields: fields(fields_),
+    };
+    let msg = |text: &str, gzip: bool| Action::Message {
+        end_stream: false,
+        gzip,
+        text: text.as_bytes().to_vec(),
+        count: 1,
+    };
+    let trailers = |code: u8, message: &str| Action::Trailers {
+        code,
+        message: message.as_bytes().to_vec(),
+        fields: fields(&[("x-trailer", "t"), ("x-blob-bin", "AAEC")]),
+    };
+    let ok = |read_request: bool| Spec {
+        read_request,
+        actions: vec![
+            headers(1, &[("x-echo", "hi")]),
+            msg("reply", false),
+            trailers(0, ""),
+        ],
+    };
+    let stream_ok = Spec {
+        read_request: true,
+        actions: vec![
+            headers(1, &[]),
+            msg("0", false),
+            msg("1", false),
+            Action::Sleep { millis: 5 },
+            msg("2", false),
+            trailers(0, ""),
+        ],
+    };
+    let scenario = |flags: u8, deadline_ms: u16, unary: Spec, streaming: Spec| {
+        cr::Scenario {
+            flags,
+            deadline_ms,
+            unary,
+            streaming,
+            raw: Vec::new(),
+        }
+        .encode()
+    };
+    let mut seeds: Vec<Seed> = vec![
+        (
+            t,
+            "happy".into(),
+            scenario(0, 0, ok(true), stream_ok.clone()),
+        ),
+        (
+            t,
+            "gzip".into(),
+            scenario(
+                cr::FLAG_ACCEPT_GZIP | cr::FLAG_SEND_GZIP,
+                0,
+                Spec {
+                    read_request: true,
+                    actions: vec![headers(3, &[]), msg("zipped", true), trailers(0, "")],
+                },
+                Spec {
+                    read_request: false,
+                    actions: vec![
+                        headers(3, &[]),
+                        msg("a", true),
+                        msg("b", false),
+                        trailers(13, "bad %zz"),
+                    ],
+                },
+            ),
+        ),
+        (
+            t,
+            "trailers_only".into(),
+            scenario(
+                0,
+                0,
+                Spec {
+                    read_request: false,
+                    actions: vec![Action::Headers {
+                        status: 0,
+                        end_stream: true,
+                        template: 1 | 4,
+                        code: 5,
+                        fields: fields(&[("grpc-message", "not%20found")]),
+                    }],
+                },
+                Spec {
+                    read_request: false,
+                    actions: vec![Action::Headers {
+                        status: 0,
+                        end_stream: true,
+                        template: 1 | 4,
+                        code: 0,
+                        fields: Vec::new(),
+                    }],
+                },
+            ),
+        ),
+        (
+            t,
+            "http_errors".into(),
+            scenario(
+                0,
+                0,
+                Spec {
+                    read_request: true,
+                    actions: vec![Action::Headers {
+                        status: 204,
+                        end_stream: true,
+                        template: 0,
+                        code: 0,
+                        fields: Vec::new(),
+                    }],
+                },
+                Spec {
+                    read_request: true,
+                    actions: vec![
+                        headers(0, &[("content-type", "text/html")]),
+                        Action::Data {
+                            end_stream: true,
+                            bytes: b"<html>".to_vec(),
+                        },
+                    ],
+                },
+            ),
+        ),
+        (
+            t,
+            "bad_bodies".into(),
+            scenario(
+                cr::FLAG_SMALL_LIMIT,
+                0,
+                Spec {
+                    read_request: true,
+                    actions: vec![
+                        headers(1, &[]),
+                        Action::Data {
+                            end_stream: false,
+                            bytes: vec![0, 0, 0, 1, 0],
+                        },
+                        trailers(0, ""),
+                    ],
+                },
+                Spec {
+                    read_request: true,
+                    actions: vec![
+                        headers(1, &[("grpc-encoding", "br")]),
+                        msg("x", true),
+                        Action::Data {
+                            end_stream: true,
+                            bytes: vec![0, 0, 0],
+                        },
+                    ],
+                },
+            ),
+        ),
+        (
+            t,
+            "resets".into(),
+            scenario(
+                0,
+                0,
+                Spec {
+                    read_request: false,
+                    actions: vec![headers(1, &[]), Action::Reset { reason: 8 }],
+                },
+                Spec {
+                    read_request: false,
+                    actions: vec![Action::Reset { reason: 7 }],
+                },
+            ),
+        ),
+        (
+            t,
+            "goaway_and_drop".into(),
+            scenario(
+                0,
+                0,
+                Spec {
+                    read_request: true,
+                    actions: vec![
+                        headers(1, &[]),
+                        msg("m", false),
+                        Action::GoAway { reason: 0 },
+                        trailers(0, ""),
+                    ],
+                },
+                Spec {
+                    read_request: true,
+                    actions: vec![headers(1, &[]), msg("m", false), Action::Drop],
+                },
+            ),
+        ),
+        (
+            t,
+            "deadlines".into(),
+            scenario(
+                cr::FLAG_UNARY_DEADLINE | cr::FLAG_STREAM_DEADLINE,
+                50,
+                Spec {
+                    read_request: true,
+                    actions: vec![Action::Sleep { millis: 100 }, headers(1, &[])],
+                },
+                Spec {
+                    read_request: true,
+                    actions: vec![
+                        headers(1, &[]),
+                        msg("early", false),
+                        Action::Sleep { millis: 60 },
+                        msg("late", false),
+                        trailers(0, ""),
+                    ],
+                },
+            ),
+        ),
+    ];
+    // What our own server writes, as raw input.
+    let (unary, streaming) = captured_server_bytes();
+    let raw = |flags: u8, bytes: Vec<u8>| {
+        cr::Scenario {
+            flags: cr::FLAG_RAW | flags,
+            deadline_ms: 0,
+            raw: bytes,
+            ..cr::Scenario::default()
+        }
+        .encode()
+    };
+    seeds.push((t, "raw_unary".into(), raw(0, unary)));
+    seeds.push((
+        t,
+        "raw_streaming".into(),
+        raw(cr::FLAG_RAW_STREAMING, streaming),
+    ));
+    seeds
+}
+
+/// An IO that records what is written through it.
+struct Recorder {
+    io: Duplex,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl AsyncRead for Recorder {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Recorder {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            self.written.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_close(cx)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// Runs `calls` with our client against our echo server, recording what
+/// `side` wrote.
+fn capture<F, Fut>(side: Side, calls: F) -> Vec<u8>
+where
+    F: FnOnce(Grpc) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let sim = Sim::new();
+    let runtime = sim.runtime();
+    let server = Server::builder()
+        .runtime(runtime.clone())
+        .add_service(EchoService {
+            runtime: runtime.clone(),
+        })
+        .build()
+        .unwrap();
+    let (client_io, server_io) = duplex(1 << 20);
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let record = |io: Duplex, wanted: Side| Recorder {
+        io,
+        written: if side == wanted {
+            written.clone()
+        } else {
+            Arc::new(Mutex::new(Vec::new()))
+        },
+    };
+    let client_io = record(client_io, Side::Client);
+    let server_io = record(server_io, Side::Server);
+    let client = async {
+        let channel = ChannelBuilder::default()
+            .runtime(runtime.clone())
+            .connect(client_io)
+            .await
+            .unwrap();
+        calls(Grpc::new(channel)).await;
+    };
+    let serve = server.serve_connection(server_io);
+    sim.block_on(async { futures::join!(client, serve) })
+        .expect("a capture run ends");
+    let bytes = written.lock().unwrap().clone();
+    bytes
+}
+
+async fn unary_call(grpc: &Grpc) {
+    let mut request = Request::new(Msg::count("hello", 1));
+    request.metadata_mut().insert("x-echo", "hi").unwrap();
+    let reply = grpc.unary::<_, Msg>(request, echo::UNARY).await.unwrap();
+    assert_eq!(reply.into_inner().text, "hello");
+}
+
+async fn expand_call(grpc: &Grpc) {
+    let response = grpc
+        .server_streaming::<_, Msg>(Request::new(Msg::count("", 3)), echo::EXPAND)
+        .await
+        .unwrap();
+    let got: Vec<_> = response.into_inner().collect().await;
+    assert_eq!(got.len(), 3);
+}
+
+/// What our client writes for each call kind, and for all four on one
+/// connection.
+fn captured_client_bytes() -> Vec<(String, Vec<u8>)> {
+    let collect = |grpc: Grpc| async move {
+        let messages = futures::stream::iter(vec![Msg::text("a"), Msg::count("b", 2)]);
+        let reply = grpc
+            .clone()
+            .send_compressed(CompressionEncoding::Gzip)
+            .client_streaming::<_, _, Msg>(Request::new(messages), echo::COLLECT)
+            .await
+            .unwrap();
+        assert_eq!(reply.into_inner().text, "ab");
+    };
+    let chat = |grpc: Grpc| async move {
+        let messages = futures::stream::iter(vec![Msg::text("x"), Msg::text("y")]);
+        let response = grpc
+            .streaming::<_, _, Msg>(Request::new(messages), echo::CHAT)
+            .await
+            .unwrap();
+        let got: Vec<_> = response.into_inner().collect().await;
+        assert_eq!(got.len(), 2);
+    };
+    let deadline = |grpc: Grpc| async move {
+        let request =
+            Request::new(Msg::count("slow", 1000)).with_timeout(Duration::from_millis(10));
+        let err = grpc.unary::<_, Msg>(request, echo::SLOW).await.unwrap_err();
+        assert_eq!(err.code(), p2p_grpc::Code::DeadlineExceeded);
+    };
+    vec![
+        (
+            "raw_unary".into(),
+            capture(Side::Client, |grpc| async move { unary_call(&grpc).await }),
+        ),
+        (
+            "raw_expand".into(),
+            capture(Side::Client, |grpc| async move { expand_call(&grpc).await }),
+        ),
+        ("raw_collect".into(), capture(Side::Client, collect)),
+        ("raw_chat".into(), capture(Side::Client, chat)),
+        ("raw_deadline".into(), capture(Side::Client, deadline)),
+        (
+            "raw_all_kinds".into(),
+            capture(Side::Client, |grpc| async move {
+                unary_call(&grpc).await;
+                expand_call(&grpc).await;
+                collect(grpc.clone()).await;
+                chat(grpc).await;
+            }),
+        ),
+    ]
+}
+
+/// What our server writes for a unary call, and for a server-streaming one.
+fn captured_server_bytes() -> (Vec<u8>, Vec<u8>) {
+    (
+        capture(Side::Server, |grpc| async move { unary_call(&grpc).await }),
+        capture(Side::Server, |grpc| async move { expand_call(&grpc).await }),
+    )
+}
+
+/// The directory of a target's seeds.
+pub fn dir(target: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(target)
+}
+
+#[allow(dead_code)]
+fn _assert_message_trait(m: &Msg) -> usize {
+    m.encoded_len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regenerates `fuzz/seeds/`: `cargo test -- --ignored write_seeds`.
+    #[test]
+    #[ignore]
+    fn write_seeds() {
+        for (target, _) in crate::TARGETS {
+            let dir = dir(target);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        for (target, name, bytes) in all() {
+            std::fs::write(dir(target).join(name), bytes).unwrap();
+        }
+    }
+
+    /// Every committed seed runs through its target without failing.
+    #[test]
+    fn every_seed_passes() {
+        let mut count = 0;
+        for (target, run) in crate::TARGETS {
+            let Ok(entries) = std::fs::read_dir(dir(target)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                eprintln!("{}", path.display());
+                run(&data);
+                count += 1;
+            }
+        }
+        eprintln!("{count} seeds passed");
+    }
+
+    /// The generated seeds pass too (and reach what they are meant to).
+    #[test]
+    fn generated_seeds_pass() {
+        for (target, name, data) in all() {
+            let run = crate::TARGETS.iter().find(|(t, _)| *t == target).unwrap().1;
+            eprintln!("{target}/{name}");
+            run(&data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod goals {
+    use super::*;
+
+    fn seed(target: &str, name: &str) -> Vec<u8> {
+        all()
+            .into_iter()
+            .find(|(t, n, _)| *t == target && n == name)
+            .unwrap()
+            .2
+    }
+
+    fn server(name: &str) -> sc::Outcome {
+        sc::execute(&sc::Scenario::read(&seed("server_connection", name)))
+    }
+
+    fn client(name: &str) -> cr::Outcome {
+        cr::execute(&cr::Scenario::read(&seed("client_responses", name)))
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// The server seeds reach the handlers: the echoed text comes back.
+    #[test]
+    fn server_seeds_reach_the_service() {
+        for (name, echoed) in [
+            ("unary", &b"hello"[..]),
+            ("raw_unary", b"hello"),
+            ("collect", b"abc"),
+            ("chat_and_reset", b"three"),
+            ("peer_authorize", b"ok"),
+            ("control_frames", b"continued"),
+            ("raw_all_kinds", b"ab"),
+        ] {
+            let outcome = server(name);
+            assert!(outcome.tasks_spawned >= 1, "{name}: {outcome:?}");
+            assert!(
+                contains(&outcome.output, echoed),
+                "{name}: no {echoed:?} in the output"
+            );
+        }
+        assert_eq!(
+            server("slow_deadline").virtual_time,
+            Duration::from_millis(20)
+        );
+        assert!(server("control_frames").virtual_time >= Duration::from_millis(1500));
+    }
+
+    /// The client seeds give the outcomes they were written for.
+    #[test]
+    fn client_seeds_give_their_outcomes() {
+        let happy = client("happy");
+        assert_eq!(happy.unary.unwrap().unwrap().text, "reply");
+        assert_eq!(happy.streamed.len(), 3);
+        assert_eq!(happy.stream_end, Some(Ok(())));
+
+        let gzip = client("gzip");
+        assert_eq!(gzip.unary.unwrap().unwrap().text, "zipped");
+        assert_eq!(gzip.streamed.len(), 2);
+        assert_eq!(
+            gzip.stream_end.unwrap().unwrap_err().0,
+            p2p_grpc::Code::Internal
+        );
+
+        let trailers_only = client("trailers_only");
+        assert_eq!(
+            trailers_only.unary.unwrap().unwrap_err(),
+            (p2p_grpc::Code::NotFound, "not found".to_owned())
+        );
+
+        let deadlines = client("deadlines");
+        assert_eq!(
+            deadlines.unary.unwrap().unwrap_err().0,
+            p2p_grpc::Code::DeadlineExceeded
+        );
+        assert_eq!(deadlines.streamed.len(), 1);
+        assert_eq!(
+            deadlines.stream_end.unwrap().unwrap_err().0,
+            p2p_grpc::Code::DeadlineExceeded
+        );
+
+        assert_eq!(client("raw_unary").unary.unwrap().unwrap().text, "hello");
+        assert_eq!(client("raw_streaming").streamed.len(), 3);
+    }
+}
