@@ -1,0 +1,730 @@
+//! Hostile peers over libp2p (`GrpcStream`), over the memory transport and
+//! over TCP: a stream closed in the middle of a message, streams that never
+//! speak, a 4 GiB length prefix with no data, more streams than a peer may
+//! have, and a peer that trickles a request in byte by byte. Each behaviour
+//! has a fixed expected outcome; meanwhile other streams and peers are
+//! served, no task panics, and the per-peer connection slots come back.
+//!
+//! Raw peers speak through the node's control: `open_stream` to the
+//! server's protocol, then either bytes by hand or a bare `h2` client over
+//! `tokio_util::compat` on the libp2p stream.
+#![cfg(feature = "libp2p")]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashSet;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::*;
+use futures::channel::oneshot;
+use futures::future::{join_all, Either};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::StreamExt;
+use h2::client::SendRequest;
+use http::Method;
+use p2p_grpc::client::Grpc;
+use p2p_grpc::libp2p::libp2p::{Multiaddr, PeerId, Stream};
+use p2p_grpc::libp2p::{GrpcStream, GrpcStreamBuilder, Node, DEFAULT_PROTOCOL};
+use p2p_grpc::{Code, Request, Server, Status};
+use prost::Message;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+// ---------------------------------------------------------------------------
+// Watching allocations and panics.
+
+/// The system allocator, remembering the largest single allocation asked
+/// for: a server that reserved a declared 4 GiB up front would show here
+/// (with overcommit the reservation itself would not fail).
+struct PeakAllocator;
+
+static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`.
+unsafe impl GlobalAlloc for PeakAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: PeakAllocator = PeakAllocator;
+
+/// Nothing in this binary (windows of 1 and 2 MiB, 16 KiB frames, 4 MiB
+/// message limit) needs a single allocation anywhere near this.
+const ALLOCATION_CEILING: usize = 64 * 1024 * 1024;
+
+/// Threads that run test bodies; a panic anywhere else happened in a task
+/// (a handler, a connection, the swarm).
+static TEST_THREADS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+static TASK_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn thread_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned()
+}
+
+/// Installs (once) a panic hook that records panics outside test threads,
+/// and registers the calling thread as a test thread.
+fn watch_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let name = thread_name();
+            let in_test = TEST_THREADS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|threads| threads.contains(&name));
+            if !in_test {
+                TASK_PANICS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{name}: {info}"));
+            }
+            previous(info);
+        }));
+    });
+    TEST_THREADS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(thread_name());
+}
+
+fn assert_no_task_panicked() {
+    let panics = TASK_PANICS.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(panics.is_empty(), "tasks panicked: {panics:?}");
+}
+
+/// Runs a test body with the panic watch on, then checks no task panicked.
+fn run_watched<F: std::future::Future<Output = ()>>(body: F) {
+    watch_panics();
+    run(body);
+    assert_no_task_panicked();
+}
+
+// ---------------------------------------------------------------------------
+// Nodes.
+
+#[derive(Debug, Clone, Copy)]
+enum Net {
+    Memory,
+    Tcp,
+}
+
+const NETS: [Net; 2] = [Net::Memory, Net::Tcp];
+
+impl Net {
+    fn node(self) -> Node {
+        match self {
+            Net::Memory => Node::builder().memory_transport(),
+            Net::Tcp => Node::builder().tcp_transport(),
+        }
+        .build()
+        .unwrap()
+    }
+
+    fn any_addr(self) -> Multiaddr {
+        match self {
+            Net::Memory => "/memory/0",
+            Net::Tcp => "/ip4/127.0.0.1/tcp/0",
+        }
+        .parse()
+        .unwrap()
+    }
+}
+
+/// A node serving the echo service through a `GrpcStream`.
+struct Served {
+    node: Node,
+    grpc: GrpcStream,
+    addr: Multiaddr,
+    events: futures::channel::mpsc::UnboundedReceiver<Event>,
+}
+
+impl Served {
+    fn peer(&self) -> PeerId {
+        self.node.peer_id()
+    }
+}
+
+async fn serve(net: Net, configure: impl FnOnce(GrpcStreamBuilder) -> GrpcStreamBuilder) -> Served {
+    let node = net.node();
+    let (events_tx, events) = futures::channel::mpsc::unbounded();
+    let echo = EchoService {
+        runtime: runtime(),
+        events: events_tx,
+    };
+    let grpc = configure(GrpcStream::builder().add_service(echo))
+        .build(node.control())
+        .unwrap();
+    grpc.serve().unwrap();
+    let addr = node.listen_on(net.any_addr()).await.unwrap();
+    Served {
+        node,
+        grpc,
+        addr,
+        events,
+    }
+}
+
+/// A node that knows the server's address: a well-behaved client, or a
+/// hostile one speaking through raw streams.
+struct Peer {
+    node: Node,
+    grpc: GrpcStream,
+}
+
+impl Peer {
+    fn new(net: Net, server: &Served) -> Peer {
+        let node = net.node();
+        node.add_address(server.peer(), server.addr.clone());
+        let grpc = GrpcStream::new(node.control()).unwrap();
+        Peer { node, grpc }
+    }
+
+    fn id(&self) -> PeerId {
+        self.node.peer_id()
+    }
+
+    /// A reconnecting client to `server`.
+    fn client(&self, server: &Served) -> Grpc {
+        Grpc::new(self.grpc.client(server.peer()))
+    }
+
+    /// A raw libp2p stream of the gRPC protocol to `server`.
+    async fn raw_stream(&self, server: &Served) -> Stream {
+        self.node
+            .open_stream(server.peer(), DEFAULT_PROTOCOL)
+            .await
+            .unwrap()
+    }
+
+    /// A client over one fresh stream, without reconnection.
+    async fn wrapped(&self, server: &Served) -> Result<Grpc, p2p_grpc::Error> {
+        let stream = self.raw_stream(server).await;
+        Ok(Grpc::new(self.grpc.wrap_client(stream).await?))
+    }
+}
+
+/// Waits until `check` holds. The states checked here change in the same
+/// task poll that closes the stream the test just saw closed, so the first
+/// checks nearly always pass; the bounded retry only covers the moment the
+/// server's thread may take to finish that poll.
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..1_000 {
+        if check() {
+            return;
+        }
+        yield_now().await;
+    }
+    for _ in 0..1_000 {
+        if check() {
+            return;
+        }
+        runtime().sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: still not true after 1000 yields and 10 s");
+}
+
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// Unary calls and a bidi exchange on a fresh reconnecting client.
+async fn still_served(grpc: &Grpc, label: &str) {
+    let reply = grpc
+        .unary::<_, Msg>(Request::new(Msg::count(label, 1)), UNARY)
+        .await
+        .unwrap_or_else(|status| panic!("{label}: {status:?}"));
+    assert_eq!(reply.get_ref().text, label);
+    let messages = futures::stream::iter(vec![Msg::count("a", 1), Msg::count("b", 2)]);
+    let reply = grpc
+        .client_streaming::<_, _, Msg>(Request::new(messages), COLLECT)
+        .await
+        .unwrap_or_else(|status| panic!("{label}: {status:?}"));
+    assert_eq!(reply.into_inner(), Msg::count("ab", 3));
+    let replies: Vec<Msg> = grpc
+        .server_streaming::<_, Msg>(Request::new(Msg::count("x", 3)), EXPAND)
+        .await
+        .unwrap_or_else(|status| panic!("{label}: {status:?}"))
+        .into_inner()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(replies.len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// A bare HTTP/2 client over a libp2p stream.
+
+struct RawH2 {
+    send: SendRequest<Bytes>,
+    ping: h2::PingPong,
+    /// Dropping (or firing) it drops the h2 connection and with it the
+    /// libp2p stream.
+    kill: Option<oneshot::Sender<()>>,
+}
+
+impl RawH2 {
+    async fn over(stream: Stream) -> RawH2 {
+        let (send, mut connection) = h2::client::handshake(stream.compat()).await.unwrap();
+        let ping = connection.ping_pong().unwrap();
+        let (kill, killed) = oneshot::channel::<()>();
+        runtime().spawn(Box::pin(async move {
+            let _ = futures::future::select(connection, killed).await;
+        }));
+        RawH2 {
+            send,
+            ping,
+            kill: Some(kill),
+        }
+    }
+
+    /// A PING round trip: the server has read every frame sent before it.
+    async fn sync(&mut self) {
+        self.ping.ping(h2::Ping::opaque()).await.unwrap();
+    }
+
+    /// Drops the connection and the libp2p stream under it, whatever is
+    /// in flight.
+    fn drop_stream(&mut self) {
+        self.kill.take();
+    }
+
+    async fn start(&mut self, path: &str) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://localhost{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let mut ready = self.send.clone().ready().await.unwrap();
+        ready.send_request(request, false).unwrap()
+    }
+}
+
+fn frame(message: &Msg) -> Bytes {
+    let payload = message.encode_to_vec();
+    let mut buf = BytesMut::new();
+    buf.put_u8(0);
+    buf.put_u32(payload.len() as u32);
+    buf.put_slice(&payload);
+    buf.freeze()
+}
+
+/// The gRPC status and messages of a raw response.
+async fn read_response(response: h2::client::ResponseFuture) -> (Status, Vec<Msg>) {
+    let response = response.await.unwrap();
+    let (parts, mut body) = response.into_parts();
+    let mut data = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body.trailers().await.unwrap();
+    let status = trailers
+        .as_ref()
+        .and_then(Status::from_header_map)
+        .or_else(|| Status::from_header_map(&parts.headers))
+        .unwrap_or_else(|| panic!("no grpc-status in {:?} / {trailers:?}", parts.headers));
+    let mut messages = Vec::new();
+    let mut data = data.freeze();
+    while data.len() >= 5 {
+        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        messages.push(Msg::decode(data.slice(5..5 + len)).unwrap());
+        data = data.slice(5 + len..);
+    }
+    (status, messages)
+}
+
+/// Reads the next gRPC message of a raw response body (one DATA frame
+/// holds it whole here: the messages are small).
+async fn next_message(body: &mut h2::RecvStream) -> Msg {
+    let chunk = body.data().await.unwrap().unwrap();
+    let _ = body.flow_control().release_capacity(chunk.len());
+    Msg::decode(chunk.slice(5..)).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// The hostile peers.
+
+#[test]
+fn a_stream_closed_in_the_middle_of_a_message_ends_its_calls_only() {
+    run_watched(async {
+        for net in NETS {
+            let mut server = serve(net, |b| b).await;
+            let peer = Peer::new(net, &server);
+
+            // A bidi call in flight on a well-behaved channel of the same peer.
+            let grpc = peer.client(&server);
+            let (mut sender, receiver) = feeder();
+            feed(&mut sender, Msg::count("ping", 1)).await;
+            let mut replies = grpc
+                .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(replies.message().await.unwrap().unwrap().count, 1);
+            assert_eq!(
+                next_event(&mut server.events).await,
+                Event::Started("chat".into())
+            );
+
+            // On a second stream: a bidi call that got one whole message
+            // through, then half of the next one...
+            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+            let (response, mut chat) = raw.start(CHAT).await;
+            chat.send_data(frame(&Msg::count("whole", 7)), false)
+                .unwrap();
+            let mut chat_body = response.await.unwrap().into_body();
+            assert_eq!(next_message(&mut chat_body).await.count, 7);
+            assert_eq!(
+                next_event(&mut server.events).await,
+                Event::Started("chat".into())
+            );
+            let half = frame(&Msg::text("h".repeat(200)));
+            chat.send_data(half.slice(..half.len() / 2), false).unwrap();
+            // ...and a unary call with half of its only message.
+            let (_unary_response, mut unary) = raw.start(SLOW).await;
+            let half = frame(&Msg::count("never-started", 1));
+            unary
+                .send_data(half.slice(..half.len() / 2), false)
+                .unwrap();
+            raw.sync().await;
+            assert_eq!(server.grpc.connections_of(&peer.id()), 2, "{net:?}");
+
+            // The stream goes away mid-message.
+            raw.drop_stream();
+            // The bidi handler is dropped; the unary one never started
+            // (its request never completed): the next event is the drop.
+            assert_eq!(
+                next_event(&mut server.events).await,
+                Event::Dropped("chat".into()),
+                "{net:?}"
+            );
+            let server_grpc = &server.grpc;
+            let id = peer.id();
+            until("the slot of the dropped stream is freed", || {
+                server_grpc.connections_of(&id) == 1
+            })
+            .await;
+
+            // The call in flight on the other stream goes on and ends well.
+            feed(&mut sender, Msg::count("ping", 2)).await;
+            assert_eq!(replies.message().await.unwrap().unwrap().count, 2);
+            drop(sender);
+            assert!(replies.message().await.unwrap().is_none());
+            assert_eq!(
+                next_event(&mut server.events).await,
+                Event::Finished("chat".into())
+            );
+            // New calls work, from this peer and from another.
+            still_served(&grpc, "same peer").await;
+            still_served(&Peer::new(net, &server).client(&server), "other peer").await;
+        }
+    });
+}
+
+#[test]
+fn streams_that_never_speak_are_closed_at_the_handshake_timeout() {
+    run_watched(async {
+        for net in NETS {
+            let handshake_timeout = Duration::from_millis(600);
+            let server = serve(net, |b| {
+                b.server(Server::builder().handshake_timeout(handshake_timeout))
+                    .max_connections_per_peer(Some(3))
+            })
+            .await;
+            let silent = Peer::new(net, &server);
+            let id = silent.id();
+
+            // Three streams (the peer's limit) that never send a byte.
+            let mut streams = Vec::new();
+            for _ in 0..3 {
+                streams.push(silent.raw_stream(&server).await);
+            }
+            let server_grpc = &server.grpc;
+            until("the silent streams are being served", || {
+                server_grpc.connections_of(&id) == 3
+            })
+            .await;
+
+            // Meanwhile another peer is served, and a fourth silent stream
+            // is refused at once: closed without a byte of HTTP/2 (a served
+            // stream first gets the server's SETTINGS).
+            let other = Peer::new(net, &server);
+            still_served(&other.client(&server), "other peer").await;
+            let mut fourth = silent.raw_stream(&server).await;
+            let mut got = Vec::new();
+            let _ = fourth.read_to_end(&mut got).await;
+            assert!(got.is_empty(), "{net:?}: the extra stream got {got:?}");
+            assert_eq!(server.grpc.connections_of(&id), 3, "{net:?}");
+
+            // The server closes each silent stream after the timeout: the
+            // peer reads the server's SETTINGS, then the end of the stream.
+            let started = std::time::Instant::now();
+            let reads = join_all(streams.iter_mut().map(|stream| async move {
+                let mut got = Vec::new();
+                let _ = stream.read_to_end(&mut got).await;
+                got
+            }))
+            .await;
+            for got in reads {
+                assert!(!got.is_empty(), "{net:?}: no SETTINGS before the close");
+            }
+            assert!(started.elapsed() < handshake_timeout * 10, "{net:?}");
+            until("the silent peer's slots are freed", || {
+                server_grpc.connections_of(&id) == 0
+            })
+            .await;
+
+            // The slots are free again: the same peer is served.
+            let grpc = silent.wrapped(&server).await.unwrap();
+            still_served(&grpc, "silent peer, speaking now").await;
+            assert_eq!(server.grpc.connections_of(&id), 1);
+        }
+    });
+}
+
+#[test]
+fn a_declared_length_of_4_gib_with_no_data_is_resource_exhausted() {
+    run_watched(async {
+        for net in NETS {
+            let server = serve(net, |b| b).await;
+            let peer = Peer::new(net, &server);
+            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+
+            // 0xffff_ffff bytes declared, none sent, the stream left open.
+            let (response, mut body) = raw.start(UNARY).await;
+            body.send_data(Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]), false)
+                .unwrap();
+            let (status, messages) = read_response(response).await;
+            assert_eq!(
+                status.code(),
+                Code::ResourceExhausted,
+                "{net:?}: {status:?}"
+            );
+            assert!(messages.is_empty());
+            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            assert!(largest < ALLOCATION_CEILING, "{net:?}: allocated {largest}");
+
+            // The same libp2p stream keeps serving.
+            let (response, mut body) = raw.start(UNARY).await;
+            body.send_data(frame(&Msg::text("after")), true).unwrap();
+            let (status, messages) = read_response(response).await;
+            assert_eq!(status.code(), Code::Ok, "{status:?}");
+            assert_eq!(messages, [Msg::text("after")]);
+        }
+    });
+}
+
+#[test]
+fn a_declared_length_of_4_gib_under_no_limit_reserves_nothing() {
+    run_watched(async {
+        for net in NETS {
+            // With the limit lifted the prefix is accepted: the server waits
+            // for the data, holding only what arrived.
+            let server = serve(net, |b| {
+                b.server(Server::builder().max_decoding_message_size(usize::MAX))
+            })
+            .await;
+            let peer = Peer::new(net, &server);
+            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+            let (response, mut body) = raw.start(UNARY).await;
+            body.send_data(Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]), false)
+                .unwrap();
+            raw.sync().await;
+            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            assert!(largest < ALLOCATION_CEILING, "{net:?}: allocated {largest}");
+            // The request ends there: a truncated message.
+            body.send_data(Bytes::new(), true).unwrap();
+            let (status, _) = read_response(response).await;
+            assert_eq!(status.code(), Code::Internal, "{net:?}: {status:?}");
+            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            assert!(largest < ALLOCATION_CEILING, "{net:?}: allocated {largest}");
+        }
+    });
+}
+
+#[test]
+fn streams_beyond_the_per_peer_limit_are_refused_and_the_others_work() {
+    run_watched(async {
+        for net in NETS {
+            let server = serve(net, |b| b.max_connections_per_peer(Some(3))).await;
+            let greedy = Peer::new(net, &server);
+            let id = greedy.id();
+            // Connect first, so that the six streams are opened together.
+            greedy.node.dial(server.addr.clone()).await.unwrap();
+
+            // Six streams at once: three are served, three refused.
+            let clients = join_all((0..6).map(|_| async {
+                let grpc = greedy.wrapped(&server).await.ok()?;
+                let reply = grpc
+                    .unary::<_, Msg>(Request::new(Msg::text("mine")), UNARY)
+                    .await;
+                match reply {
+                    Ok(reply) => {
+                        assert_eq!(reply.get_ref().text, "mine");
+                        Some(grpc)
+                    }
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::Unavailable, "{net:?}: {status:?}");
+                        None
+                    }
+                }
+            }))
+            .await;
+            let mut kept: Vec<Grpc> = clients.into_iter().flatten().collect();
+            assert_eq!(kept.len(), 3, "{net:?}");
+            assert_eq!(server.grpc.connections_of(&id), 3, "{net:?}");
+
+            // Another peer is not affected by this one's limit.
+            still_served(&Peer::new(net, &server).client(&server), "other peer").await;
+            // The kept streams keep working.
+            for grpc in &kept {
+                still_served(grpc, "kept").await;
+            }
+            // Once one closes, its slot serves a new stream.
+            drop(kept.pop());
+            let server_grpc = &server.grpc;
+            until("the closed stream's slot is freed", || {
+                server_grpc.connections_of(&id) == 2
+            })
+            .await;
+            let grpc = greedy.wrapped(&server).await.unwrap();
+            still_served(&grpc, "in the freed slot").await;
+            assert_eq!(server.grpc.connections_of(&id), 3, "{net:?}");
+            // And the limit holds again.
+            let refused = match greedy.wrapped(&server).await {
+                Err(_) => true,
+                Ok(grpc) => grpc
+                    .unary::<_, Msg>(Request::new(Msg::text("one too many")), UNARY)
+                    .await
+                    .is_err_and(|status| status.code() == Code::Unavailable),
+            };
+            assert!(refused, "{net:?}");
+        }
+    });
+}
+
+#[test]
+fn a_peer_trickling_a_request_is_closed_by_the_idle_timeout() {
+    run_watched(async {
+        for net in NETS {
+            let idle_timeout = Duration::from_millis(500);
+            let server = serve(net, |b| {
+                b.server(Server::builder().idle_timeout(idle_timeout))
+            })
+            .await;
+            let trickler = Peer::new(net, &server);
+            let id = trickler.id();
+            // Before the stream exists, so before the server's idle timer.
+            let started = std::time::Instant::now();
+            let stream = trickler.raw_stream(&server).await;
+            let (mut reader, mut writer) = stream.split();
+
+            // A valid preface and SETTINGS, then a HEADERS frame declaring
+            // 16000 bytes of header block, sent one byte every 20 ms: it
+            // would take five minutes to complete.
+            writer
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .unwrap();
+            writer
+                .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+                .await
+                .unwrap();
+            writer
+                .write_all(&[0, 0x3e, 0x80, 1, 4, 0, 0, 0, 1])
+                .await
+                .unwrap();
+            writer.flush().await.unwrap();
+            let trickle = async {
+                for _ in 0..500 {
+                    if writer.write_all(&[0x40]).await.is_err() || writer.flush().await.is_err() {
+                        return true;
+                    }
+                    runtime().sleep(Duration::from_millis(20)).await;
+                }
+                false
+            };
+            let closed = async {
+                let mut got = Vec::new();
+                let _ = reader.read_to_end(&mut got).await;
+            };
+            // Meanwhile another peer is served.
+            let other = async {
+                still_served(&Peer::new(net, &server).client(&server), "other peer").await;
+            };
+            let (closed, trickle) = (std::pin::pin!(closed), std::pin::pin!(trickle));
+            let ((), outcome) = futures::join!(other, futures::future::select(closed, trickle));
+            match outcome {
+                // The server closed the stream while the peer trickled.
+                Either::Left(((), _)) => {}
+                Either::Right((write_failed, _)) => {
+                    assert!(write_failed, "{net:?}: still open after 10 s of trickling");
+                }
+            }
+            assert!(started.elapsed() >= idle_timeout, "{net:?}");
+            let server_grpc = &server.grpc;
+            until("the trickler's slot is freed", || {
+                server_grpc.connections_of(&id) == 0
+            })
+            .await;
+            // The same peer, speaking properly, is served.
+            still_served(&trickler.client(&server), "trickler, speaking now").await;
+        }
+    });
+}
+
+/// The raw helpers are for hostile peers only: check the response reader
+/// against a well-formed call, so that a failure above is not the helper's.
+#[test]
+fn the_raw_client_reads_a_well_formed_call() {
+    run_watched(async {
+        let server = serve(Net::Memory, |b| b).await;
+        let peer = Peer::new(Net::Memory, &server);
+        let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+        let (response, mut body) = raw.start(EXPAND).await;
+        body.send_data(frame(&Msg::count("x", 3)), true).unwrap();
+        let (status, messages) = read_response(response).await;
+        assert_eq!(status.code(), Code::Ok);
+        assert_eq!(messages.len(), 3);
+    });
+}
