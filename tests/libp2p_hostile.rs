@@ -728,3 +728,34 @@ fn the_raw_client_reads_a_well_formed_call() {
         assert_eq!(messages.len(), 3);
     });
 }
+
+/// The serving node closing a peer's libp2p connection (here with
+/// `Node::disconnect`; also `Node::shutdown`, or an idle connection
+/// timeout) frees that peer's connection slots, even for gRPC connections
+/// with nothing to send. yamux does not wake a pending reader when its own
+/// side closes the connection (libp2p/rust-yamux#216), so without a remedy
+/// such connections never end and the peer is locked out once it reaches
+/// its limit.
+#[test]
+fn connections_closed_by_the_serving_node_free_their_slots() {
+    run_watched(async {
+        for net in NETS {
+            let server = serve(net, |b| b.max_connections_per_peer(Some(1))).await;
+            let peer = Peer::new(net, &server);
+            let id = peer.id();
+            let grpc = peer.client(&server);
+            still_served(&grpc, "before").await;
+            assert_eq!(server.grpc.connections_of(&id), 1);
+
+            // The server's node drops the peer; the gRPC connection was idle.
+            server.node.disconnect(id).await;
+            let server_grpc = &server.grpc;
+            until("the disconnected peer's slot is freed", || {
+                server_grpc.connections_of(&id) == 0
+            })
+            .await;
+            // The peer comes back through the same channel and is served.
+            still_served(&grpc, "after").await;
+        }
+    });
+}

@@ -37,6 +37,10 @@ const MAX_QUEUED_STREAMS: usize = 1024;
 /// The default of [`GrpcStreamBuilder::connect_timeout`].
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How often a libp2p stream with a read pending is read again, to notice
+/// that this side closed its connection (see [`Watched`]).
+const READ_RECHECK: Duration = Duration::from_secs(1);
+
 /// An error of a [`GrpcStream`] operation.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -443,11 +447,12 @@ impl GrpcStream {
                 let mut control = control.clone();
                 let protocol = protocol.clone();
                 let timer = runtime.sleep(timeout);
+                let runtime = runtime.clone();
                 async move {
                     let open = std::pin::pin!(control.open_stream(peer, protocol));
                     match futures::future::select(open, timer).await {
                         futures::future::Either::Left((Ok(stream), _)) => {
-                            Ok(Box::new(stream) as BoxIo)
+                            Ok(Box::new(Watched::new(stream, &runtime)) as BoxIo)
                         }
                         futures::future::Either::Left((Err(err), _)) => {
                             Err(open_stream_error(peer, err))
@@ -466,7 +471,11 @@ impl GrpcStream {
     /// It cannot reconnect: once the stream breaks, calls fail with
     /// `UNAVAILABLE`.
     pub async fn wrap_client(&self, stream: Stream) -> Result<Channel, Error> {
-        self.core.channel.clone().connect(stream).await
+        self.core
+            .channel
+            .clone()
+            .connect(Watched::new(stream, &self.core.runtime))
+            .await
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
@@ -571,7 +580,7 @@ impl Core {
         let mut extensions = http::Extensions::new();
         extensions.insert(RemotePeer(peer));
         self.server
-            .serve_connection_with(stream, extensions)
+            .serve_connection_with(Watched::new(stream, &self.runtime), extensions)
             .await
             .map_err(GrpcStreamError::Connection)
     }
@@ -612,6 +621,80 @@ impl Drop for PeerSlot {
                 peers.remove(&self.peer);
             }
         }
+    }
+}
+
+/// A libp2p stream that notices when this side closed its connection.
+///
+/// When a yamux connection is closed by its own side (`Node::disconnect`,
+/// `Node::shutdown`, the swarm's idle timeout), a read already pending on
+/// one of its streams is never woken (libp2p/rust-yamux#216): an HTTP/2
+/// connection with nothing to send would wait forever, holding its task
+/// and its peer's connection slot. The stream itself does report the
+/// closed connection when it is read again, so while a read is pending
+/// it is read again every [`READ_RECHECK`].
+struct Watched {
+    stream: Stream,
+    runtime: SharedRuntime,
+    recheck: Option<crate::rt::Sleep>,
+}
+
+impl Watched {
+    fn new(stream: Stream, runtime: &SharedRuntime) -> Watched {
+        Watched {
+            stream,
+            runtime: runtime.clone(),
+            recheck: None,
+        }
+    }
+}
+
+impl futures::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        loop {
+            if let Poll::Ready(read) = Pin::new(&mut this.stream).poll_read(cx, buf) {
+                return Poll::Ready(read);
+            }
+            // One timer per connection, re-armed only when it fires.
+            let recheck = this
+                .recheck
+                .get_or_insert_with(|| this.runtime.sleep(READ_RECHECK));
+            if recheck.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.recheck = None;
+        }
+    }
+}
+
+impl futures::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
     }
 }
 
