@@ -53,10 +53,13 @@ fn distance(a: &Point, b: &Point) -> i32 {
     (6_371_000.0 * 2.0 * h.sqrt().atan2((1.0 - h).sqrt())) as i32
 }
 
+/// The notes left so far, by point.
+type Notes = HashMap<(i32, i32), Vec<RouteNote>>;
+
 #[derive(Clone)]
 struct Guide {
     features: Arc<Vec<Feature>>,
-    notes: Arc<Mutex<HashMap<(i32, i32), Vec<RouteNote>>>>,
+    notes: Arc<Mutex<Notes>>,
 }
 
 impl Guide {
