@@ -1,8 +1,10 @@
 //! Transport glue: any futures-io byte stream becomes an HTTP/2 connection.
 //!
-//! h2 speaks tokio's IO traits; [`tokio_util::compat`] adapts a
-//! `futures::io::{AsyncRead, AsyncWrite}` stream to them without a tokio
-//! runtime. TCP helpers use `async-io`, whose reactor runs on its own thread
+//! h2 speaks tokio's IO traits; a small adapter (`coalesce`, in the spirit
+//! of `tokio_util::compat`, which it replaces) presents a
+//! `futures::io::{AsyncRead, AsyncWrite}` stream through them without a
+//! tokio runtime, and gathers h2's small writes and passes its large ones
+//! on vectored. TCP helpers use `async-io`, whose reactor runs on its own thread
 //! when no executor drives it, so they work under every runtime.
 
 use std::io;
@@ -11,7 +13,6 @@ use std::pin::Pin;
 
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::Stream;
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
 /// A byte stream p2p-grpc can run HTTP/2 over: a TCP socket, a libp2p
 /// stream, an in-memory pipe, anything with futures-io's traits.
@@ -28,9 +29,11 @@ pub type TcpStream = async_io::Async<StdTcpStream>;
 /// A TCP listener driven by `async-io`.
 pub type TcpListener = async_io::Async<StdTcpListener>;
 
-/// Adapts a futures-io stream to the tokio-io traits h2 needs.
-pub(crate) fn compat<T: Io>(io: T) -> Compat<T> {
-    io.compat()
+/// Adapts a futures-io stream to the tokio-io traits h2 needs, gathering
+/// h2's writes so that a DATA frame's header and payload go out together
+/// (see [`coalesce`]).
+pub(crate) fn compat<T: Io>(io: T) -> Coalesce<T> {
+    Coalesce::new(io)
 }
 
 /// Connects to `addr` over TCP, with `TCP_NODELAY` set (gRPC messages are
@@ -79,7 +82,9 @@ pub fn duplex(capacity: usize) -> (Duplex, Duplex) {
     )
 }
 
+use self::coalesce::Coalesce;
 use self::pipe::pipe as sluice_pipe;
 pub use self::pipe::Duplex;
 
+mod coalesce;
 mod pipe;

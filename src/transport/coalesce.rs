@@ -1,0 +1,228 @@
+//! Write coalescing between h2 and a futures-io stream.
+//!
+//! `tokio_util::compat` does not forward vectored writes, so h2 sees a
+//! non-vectored writer and writes each DATA frame of 1 KiB or more as two
+//! writes: the 9-byte frame header, then the payload. Over TCP with
+//! `TCP_NODELAY` that is two syscalls and two segments per frame; over a
+//! libp2p stream, two yamux frames. [`Coalesce`] adapts a futures-io stream
+//! to tokio-io itself and claims vectored writes:
+//! - small writes (under 8 KiB in all) are gathered into one buffer (up to
+//!   64 KiB), handed to the stream in one write when full or when h2 flushes
+//!   (h2 flushes after every round of frames);
+//! - larger ones (a 16 KiB DATA frame and its header) go to the stream's own
+//!   `poll_write_vectored` without a copy: one `writev` for an async-io TCP
+//!   stream.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures::io::{AsyncRead as FuturesRead, AsyncWrite as FuturesWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Gathered bytes are written once this many are buffered.
+const CAPACITY: usize = 64 * 1024;
+
+/// Writes at least this large go straight to the stream, vectored.
+const LARGE: usize = 8 * 1024;
+
+/// A futures-io stream as a tokio-io one, whose small writes are gathered
+/// into one buffer until flush.
+#[derive(Debug)]
+pub(crate) struct Coalesce<T> {
+    inner: T,
+    buf: Vec<u8>,
+    written: usize,
+}
+
+impl<T> Coalesce<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        Coalesce {
+            inner,
+            buf: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<T: FuturesWrite + Unpin> Coalesce<T> {
+    /// Writes out everything buffered.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.buf.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.buf.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: FuturesRead + Unpin> AsyncRead for Coalesce<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // As tokio_util::compat does: futures-io reads into initialised memory.
+        let slice = buf.initialize_unfilled();
+        let n = ready!(Pin::new(&mut self.get_mut().inner).poll_read(cx, slice))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: FuturesWrite + Unpin> AsyncWrite for Coalesce<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        if total >= LARGE || this.buf.len() + total > CAPACITY {
+            ready!(this.poll_drain(cx))?;
+        }
+        if total >= LARGE {
+            // Large: no copy; one writev where the stream supports it.
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        let mut room = CAPACITY - this.buf.len();
+        let mut copied = 0;
+        for slice in bufs {
+            if room == 0 {
+                break;
+            }
+            let n = slice.len().min(room);
+            this.buf.extend_from_slice(&slice[..n]);
+            room -= n;
+            copied += n;
+        }
+        Poll::Ready(Ok(copied))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Records each write; accepts at most `limit` bytes per write.
+    struct Recorder {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        limit: usize,
+    }
+
+    impl FuturesWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.limit);
+            self.writes.lock().unwrap().push(buf[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn run<F: FnMut(&mut Context<'_>) -> Poll<R>, R>(mut f: F) -> R {
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        match f(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => panic!("pending"),
+        }
+    }
+
+    #[test]
+    fn header_and_payload_go_out_in_one_write_at_flush() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let mut io = Coalesce::new(Recorder {
+            writes: writes.clone(),
+            limit: usize::MAX,
+        });
+        let header = [1u8; 9];
+        let payload = vec![2u8; 4000];
+        let n = run(|cx| {
+            Pin::new(&mut io)
+                .poll_write_vectored(cx, &[IoSlice::new(&header), IoSlice::new(&payload)])
+        })
+        .unwrap();
+        assert_eq!(n, 9 + 4000);
+        run(|cx| Pin::new(&mut io).poll_write(cx, b"tail")).unwrap();
+        assert!(writes.lock().unwrap().is_empty());
+        run(|cx| Pin::new(&mut io).poll_flush(cx)).unwrap();
+        let writes = writes.lock().unwrap();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].len(), 9 + 4000 + 4);
+        assert_eq!(&writes[0][..9], &header);
+        assert_eq!(&writes[0][9 + 4000..], b"tail");
+    }
+
+    #[test]
+    fn partial_writes_and_large_writes() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let mut io = Coalesce::new(Recorder {
+            writes: writes.clone(),
+            limit: 1000,
+        });
+        run(|cx| Pin::new(&mut io).poll_write(cx, &[7u8; 2500])).unwrap();
+        run(|cx| Pin::new(&mut io).poll_flush(cx)).unwrap();
+        let sizes: Vec<usize> = writes.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        writes.lock().unwrap().clear();
+        // A large write drains what is buffered, then goes straight through.
+        run(|cx| Pin::new(&mut io).poll_write(cx, b"small")).unwrap();
+        let big = vec![3u8; LARGE];
+        let n = run(|cx| Pin::new(&mut io).poll_write(cx, &big)).unwrap();
+        assert_eq!(n, 1000);
+        let sizes: Vec<usize> = writes.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [5, 1000]);
+        // Filling past CAPACITY drains what was buffered first.
+        writes.lock().unwrap().clear();
+        let chunk = vec![4u8; LARGE - 1];
+        for _ in 0..(CAPACITY / (LARGE - 1) + 1) {
+            run(|cx| Pin::new(&mut io).poll_write(cx, &chunk)).unwrap();
+        }
+        let total: usize = writes.lock().unwrap().iter().map(Vec::len).sum();
+        assert_eq!(total, (CAPACITY / (LARGE - 1)) * (LARGE - 1));
+    }
+}
