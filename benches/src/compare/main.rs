@@ -104,6 +104,33 @@ fn main() {
         );
         return;
     }
+    let quick_arg = args.iter().any(|a| a == "--quick");
+    if let Some(i) = args.iter().position(|a| a == "--contender-child") {
+        let contender = Contender {
+            stack: Stack::from_id(&args[i + 1]).expect("known stack"),
+            exec: ExecKind::from_id(&args[i + 2]).expect("known executor"),
+        };
+        let mut results = Results::default();
+        let timing = timing(quick_arg);
+        if let Err(err) = run_in_process(contender, timing, &mut results) {
+            eprintln!("   failed: {err}");
+        }
+        if std::env::var_os("BENCH_WORKLOAD").is_none() {
+            if let Err(err) = run_two_process(contender, timing, &mut results) {
+                eprintln!("   two-process failed: {err}");
+            }
+        }
+        results.print_lines();
+        return;
+    }
+    if args.iter().any(|a| a == "--libp2p-child") {
+        let mut results = Results::default();
+        if let Err(err) = libp2p_bench::run(timing(quick_arg), &mut results) {
+            eprintln!("   libp2p failed: {err}");
+        }
+        results.print_lines();
+        return;
+    }
     let env_on = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
     let options = Options {
         quick: args.iter().any(|a| a == "--quick") || env_on("BENCH_QUICK"),
@@ -115,17 +142,7 @@ fn main() {
         skip_libp2p: args.iter().any(|a| a == "--no-libp2p"),
         skip_memory: args.iter().any(|a| a == "--no-memory"),
     };
-    let timing = if options.quick {
-        Timing {
-            warmup: Duration::from_millis(100),
-            measure: Duration::from_millis(300),
-        }
-    } else {
-        Timing {
-            warmup: Duration::from_millis(500),
-            measure: Duration::from_secs(2),
-        }
-    };
+    let timing = timing(options.quick);
     let started = Instant::now();
     let load_before = report::loadavg();
     let mut results = Results::default();
@@ -140,16 +157,18 @@ fn main() {
             continue;
         }
         eprintln!("== {name}");
-        if let Err(err) = run_in_process(contender, timing, &mut results) {
+        let args = [
+            "--contender-child",
+            contender.stack.id(),
+            contender.exec.id(),
+        ];
+        if let Err(err) = run_child(&args, options.quick, &mut results) {
             eprintln!("   failed: {err}");
-        }
-        if let Err(err) = run_two_process(contender, timing, &mut results) {
-            eprintln!("   two-process failed: {err}");
         }
     }
     if !options.skip_libp2p && options.only.is_none() {
         eprintln!("== libp2p");
-        if let Err(err) = libp2p_bench::run(timing, &mut results) {
+        if let Err(err) = run_child(&["--libp2p-child"], options.quick, &mut results) {
             eprintln!("   libp2p failed: {err}");
         }
     }
@@ -185,6 +204,37 @@ fn main() {
     }
 }
 
+fn timing(quick: bool) -> Timing {
+    if quick {
+        Timing {
+            warmup: Duration::from_millis(100),
+            measure: Duration::from_millis(300),
+        }
+    } else {
+        Timing {
+            warmup: Duration::from_millis(500),
+            measure: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs this binary with `args` in a fresh process (no executor threads or
+/// allocator state left over from other contenders) and collects its
+/// `RESULT` lines.
+fn run_child(args: &[&str], quick: bool, results: &mut Results) -> Result<()> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(args).stderr(Stdio::inherit());
+    if quick {
+        command.arg("--quick");
+    }
+    let output = command.output()?;
+    let got = results.parse_lines(&String::from_utf8_lossy(&output.stdout));
+    if got == 0 {
+        return Err(format!("no results ({})", output.status).into());
+    }
+    Ok(())
+}
+
 fn run_in_process(contender: Contender, timing: Timing, results: &mut Results) -> Result<()> {
     let exec = Exec::new(contender.exec);
     let rt = exec.runtime();
@@ -197,20 +247,45 @@ fn run_in_process(contender: Contender, timing: Timing, results: &mut Results) -
         for _ in 1..4 {
             four.push(stacks::connect(stack, rt.clone(), addr).await?);
         }
-        let latency = workloads::unary_latency(one.clone(), UNARY_SIZE, timing).await?;
-        let c64 = workloads::unary_throughput(
-            rt.clone(),
-            vec![one.clone()],
-            CONCURRENCY,
-            UNARY_SIZE,
-            timing,
-        )
-        .await?;
-        let c64x4 =
-            workloads::unary_throughput(rt.clone(), four.clone(), CONCURRENCY, UNARY_SIZE, timing)
-                .await?;
-        let stream = workloads::streaming(one.clone(), STREAM_SIZE, timing).await?;
-        let ping = workloads::ping_pong(one.clone(), PING_SIZE, timing).await?;
+        // BENCH_WORKLOAD=latency|c64|c64x4|stream|ping runs one workload
+        // (for profiling); the others report zero and are left out.
+        let only = std::env::var("BENCH_WORKLOAD").ok();
+        let wants = |w: &str| only.as_deref().is_none_or(|o| o == w);
+        let mut latency = workloads::Latency {
+            p50_us: 0.0,
+            p99_us: 0.0,
+            calls: 0,
+        };
+        let (mut c64, mut c64x4, mut stream, mut ping) = (0.0, 0.0, 0.0, 0.0);
+        if wants("latency") {
+            latency = workloads::unary_latency(one.clone(), UNARY_SIZE, timing).await?;
+        }
+        if wants("c64") {
+            c64 = workloads::unary_throughput(
+                rt.clone(),
+                vec![one.clone()],
+                CONCURRENCY,
+                UNARY_SIZE,
+                timing,
+            )
+            .await?;
+        }
+        if wants("c64x4") {
+            c64x4 = workloads::unary_throughput(
+                rt.clone(),
+                four.clone(),
+                CONCURRENCY,
+                UNARY_SIZE,
+                timing,
+            )
+            .await?;
+        }
+        if wants("stream") {
+            stream = workloads::streaming(one.clone(), STREAM_SIZE, timing).await?;
+        }
+        if wants("ping") {
+            ping = workloads::ping_pong(one.clone(), PING_SIZE, timing).await?;
+        }
         drop((one, four));
         server.stop().await;
         Ok::<_, stacks::BoxError>((latency, c64, c64x4, stream, ping))
@@ -221,12 +296,18 @@ fn run_in_process(contender: Contender, timing: Timing, results: &mut Results) -
         "   p50 {:.1} us, p99 {:.1} us ({} calls); c64 {:.0}/s; c64 x4 conns {:.0}/s; stream {:.0} MB/s; ping-pong {:.0}/s",
         latency.p50_us, latency.p99_us, latency.calls, c64, c64x4, stream, ping
     );
-    results.push(Metric::P50, &name, latency.p50_us);
-    results.push(Metric::P99, &name, latency.p99_us);
-    results.push(Metric::Unary64, &name, c64);
-    results.push(Metric::Unary64x4, &name, c64x4);
-    results.push(Metric::Stream, &name, stream);
-    results.push(Metric::PingPong, &name, ping);
+    for (metric, value) in [
+        (Metric::P50, latency.p50_us),
+        (Metric::P99, latency.p99_us),
+        (Metric::Unary64, c64),
+        (Metric::Unary64x4, c64x4),
+        (Metric::Stream, stream),
+        (Metric::PingPong, ping),
+    ] {
+        if value > 0.0 {
+            results.push(metric, &name, value);
+        }
+    }
     Ok(())
 }
 

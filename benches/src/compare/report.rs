@@ -25,6 +25,27 @@ pub enum Metric {
 }
 
 impl Metric {
+    pub const ALL: [Metric; 14] = [
+        Metric::P50,
+        Metric::P99,
+        Metric::Unary64,
+        Metric::Unary64x4,
+        Metric::Unary64Proc2,
+        Metric::Unary64x4Proc2,
+        Metric::Stream,
+        Metric::PingPong,
+        Metric::Libp2pUnaryTcp,
+        Metric::Libp2pStreamTcp,
+        Metric::Libp2pUnaryMem,
+        Metric::Libp2pStreamMem,
+        Metric::MemIdle,
+        Metric::MemPeak,
+    ];
+
+    fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| format!("{m:?}") == name)
+    }
+
     fn title(self) -> &'static str {
         match self {
             Metric::P50 => "unary p50 µs (c=1)",
@@ -68,6 +89,32 @@ impl Results {
             .iter()
             .find(|(m, n, _)| *m == metric && n == name)
             .map(|(_, _, v)| *v)
+    }
+
+    /// Prints every figure as a `RESULT` line (child processes do this).
+    pub fn print_lines(&self) {
+        for (m, n, v) in &self.rows {
+            println!("RESULT\t{m:?}\t{n}\t{v}");
+        }
+    }
+
+    /// Takes in the `RESULT` lines of a child's output.
+    pub fn parse_lines(&mut self, output: &str) -> usize {
+        let mut count = 0;
+        for line in output.lines() {
+            let mut parts = line.split('\t');
+            if parts.next() != Some("RESULT") {
+                continue;
+            }
+            let (Some(m), Some(n), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            if let (Some(m), Ok(v)) = (Metric::from_name(m), v.parse::<f64>()) {
+                self.push(m, n, v);
+                count += 1;
+            }
+        }
+        count
     }
 
     fn names(&self, metrics: &[Metric]) -> Vec<String> {
