@@ -243,6 +243,16 @@ impl Inner {
             .max_frame_size(config.max_frame_size)
             .max_header_list_size(config.max_header_list_size)
             .max_send_buffer_size(config.max_send_buffer_size)
+            // After a call is cancelled (dropped, deadline passed), frames
+            // the server had in flight for it arrive on a stream h2 may
+            // have forgotten; h2 answers each with a RST_STREAM that it
+            // counts, for the connection's whole life, against a limit
+            // meant to stop peers that provoke resets (1024 by default).
+            // A client cancelling calls on a long-lived connection reached
+            // it and tore its own connection down with ENHANCE_YOUR_CALM
+            // (hyperium/h2#856). The resets come from our cancellations,
+            // so the limit is lifted on the client side.
+            .max_local_error_reset_streams(None)
             .enable_push(false);
         let handshake = builder.handshake::<_, Bytes>(compat(io));
         let timer = self.runtime.sleep(config.handshake_timeout);
