@@ -14,6 +14,9 @@ use crate::exec::{Exec, ExecKind};
 use crate::stacks::{self, Result, Stack};
 use crate::Contender;
 
+/// Connections the in-flight calls are spread over.
+const HOLD_CONNECTIONS: usize = 10;
+
 pub fn contenders() -> Vec<Contender> {
     [
         (Stack::P2p, ExecKind::Smol1),
@@ -96,11 +99,18 @@ pub fn child(stack: &str, exec: &str, quick: bool) {
         rt.sleep(Duration::from_millis(200)).await;
         let idle = (vmrss().saturating_sub(before)) as f64 / connections as f64;
 
+        // Ten connections of 1000 calls each: with all 10,000 on one
+        // connection, the burst of small responses when the gate opens
+        // trips h2 0.4.20's small-DATA-frame flood guard on the client
+        // (GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames").
         let before = vmrss();
-        let client = stacks::connect(stack, rt.clone(), server.addr).await?;
+        let mut held = Vec::new();
+        for _ in 0..HOLD_CONNECTIONS {
+            held.push(stacks::connect(stack, rt.clone(), server.addr).await?);
+        }
         let mut done = Vec::with_capacity(in_flight);
-        for _ in 0..in_flight {
-            let client = client.clone();
+        for i in 0..in_flight {
+            let client = held[i % HOLD_CONNECTIONS].clone();
             let payload = payload.clone();
             let (tx, rx) = oneshot::channel();
             rt.spawn(Box::pin(async move {

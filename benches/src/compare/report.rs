@@ -369,7 +369,7 @@ pub fn render(results: &Results, machine: &Machine, timing: Timing, quick: bool)
     if !results.names(&mem).is_empty() {
         let _ = writeln!(
             out,
-            "\n### Memory (fresh process each; VmRSS from /proc/self/status)\n\nIdle: 1000 loopback connections, one call each, RSS growth ÷ 1000 (client and server sides both in the process). In flight: 10,000 `Hold` calls waiting on one connection (max_concurrent_streams raised to 10,000), RSS growth over the process with the connection open.\n"
+            "\n### Memory (fresh process each; VmRSS from /proc/self/status)\n\nIdle: 1000 loopback connections, one call each, RSS growth ÷ 1000 (client and server sides both in the process). In flight: 10,000 `Hold` calls waiting in the handler, over 10 connections (the server's max_concurrent_streams raised to 10,000), RSS growth from before those connections opened.\n"
         );
         table(&mut out, results, &mem);
     }
