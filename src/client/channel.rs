@@ -204,6 +204,26 @@ impl ChannelBuilder {
     }
 }
 
+/// The liveness flag of one connection: calls clear it when they see the
+/// connection fail, so that the next call opens a fresh one at once instead
+/// of waiting for the driver task to notice.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionFlag(Arc<AtomicBool>);
+
+impl ConnectionFlag {
+    pub(crate) fn mark_broken(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+
+    /// Marks the connection broken when `err` ended the whole connection
+    /// (GOAWAY, IO failure), not just one stream.
+    pub(crate) fn observe(&self, err: &h2::Error) {
+        if err.is_go_away() || err.is_io() {
+            self.mark_broken();
+        }
+    }
+}
+
 /// A live HTTP/2 connection: the handle to open streams and a flag its
 /// driver task clears when the connection ends.
 #[derive(Clone)]
@@ -227,11 +247,11 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn live(&self) -> Option<SendRequest<Bytes>> {
+    fn live(&self) -> Option<Connection> {
         self.lock_current()
             .as_ref()
             .filter(|connection| connection.alive.load(Ordering::Acquire))
-            .map(|connection| connection.send.clone())
+            .cloned()
     }
 
     async fn handshake(&self, io: BoxIo) -> Result<Connection, Error> {
@@ -298,16 +318,16 @@ impl Inner {
 
     /// The live connection, opening a new one through the connector when
     /// there is none.
-    async fn connection(&self) -> Result<SendRequest<Bytes>, Status> {
-        if let Some(send) = self.live() {
-            return Ok(send);
+    async fn connection(&self) -> Result<Connection, Status> {
+        if let Some(connection) = self.live() {
+            return Ok(connection);
         }
         let Some(connector) = &self.connector else {
             return Err(Status::unavailable("connection closed"));
         };
         let _connecting = self.connect_lock.lock().await;
-        if let Some(send) = self.live() {
-            return Ok(send);
+        if let Some(connection) = self.live() {
+            return Ok(connection);
         }
         let io = connector
             .connect()
@@ -317,15 +337,8 @@ impl Inner {
             .handshake(io)
             .await
             .map_err(|err| Status::unavailable(format!("HTTP/2 handshake failed: {err}")))?;
-        let send = connection.send.clone();
-        *self.lock_current() = Some(connection);
-        Ok(send)
-    }
-
-    fn mark_broken(&self) {
-        if let Some(connection) = self.lock_current().as_ref() {
-            connection.alive.store(false, Ordering::Release);
-        }
+        *self.lock_current() = Some(connection.clone());
+        Ok(connection)
     }
 }
 
@@ -384,19 +397,24 @@ impl Channel {
         &self.inner.config.user_agent
     }
 
-    /// A handle ready to open a stream. A broken connection is replaced
-    /// (once) when the channel can reconnect.
-    pub(crate) async fn ready(&self) -> Result<SendRequest<Bytes>, Status> {
-        let send = self.inner.connection().await?;
-        match send.ready().await {
-            Ok(send) => Ok(send),
+    /// A handle ready to open a stream, with the flag of its connection. A
+    /// broken connection is replaced (once) when the channel can reconnect.
+    pub(crate) async fn ready(&self) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {
+        let connection = self.inner.connection().await?;
+        let flag = ConnectionFlag(connection.alive.clone());
+        match connection.send.ready().await {
+            Ok(send) => Ok((send, flag)),
             Err(err) if self.inner.connector.is_some() => {
                 tracing::debug!(%err, "connection broke; reconnecting");
-                self.inner.mark_broken();
-                let send = self.inner.connection().await?;
-                send.ready()
+                flag.mark_broken();
+                let connection = self.inner.connection().await?;
+                let flag = ConnectionFlag(connection.alive.clone());
+                let send = connection
+                    .send
+                    .ready()
                     .await
-                    .map_err(|err| Status::from_h2_error(&err))
+                    .map_err(|err| Status::from_h2_error(&err))?;
+                Ok((send, flag))
             }
             Err(err) => Err(Status::from_h2_error(&err)),
         }

@@ -13,6 +13,7 @@ use h2::SendStream;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Uri};
 
+use super::channel::ConnectionFlag;
 use super::Channel;
 use crate::codec::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::compression::CompressionEncoding;
@@ -232,12 +233,14 @@ impl Grpc {
         path: &'static str,
         metadata: &MetadataMap,
         timeout: Option<Duration>,
-    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
-        let mut send_request = self.channel.ready().await?;
+    ) -> Result<(ResponseHead, SendStream<Bytes>), Status> {
+        let (mut send_request, flag) = self.channel.ready().await?;
         let request = self.request_head(path, metadata, timeout)?;
-        send_request
-            .send_request(request, false)
-            .map_err(|err| Status::from_h2_error(&err))
+        let (response, send) = send_request.send_request(request, false).map_err(|err| {
+            flag.observe(&err);
+            Status::from_h2_error(&err)
+        })?;
+        Ok((ResponseHead { response, flag }, send))
     }
 
     fn request_head(
@@ -286,9 +289,12 @@ impl Grpc {
     /// becomes `Err(status)`.
     async fn response_headers(
         &self,
-        response: ResponseFuture,
+        head: ResponseHead,
     ) -> Result<(MetadataMap, RecvBody), Status> {
-        let response = response.await.map_err(|err| Status::from_h2_error(&err))?;
+        let response = head.response.await.map_err(|err| {
+            head.flag.observe(&err);
+            Status::from_h2_error(&err)
+        })?;
         let (parts, body) = response.into_parts();
         if let Some(status) = Status::from_header_map(&parts.headers) {
             // Trailers-only: the headers are the trailers.
@@ -362,6 +368,12 @@ impl Grpc {
             tracing::debug!(%status, "request stream failed; call cancelled");
         }
     }
+}
+
+/// The response of a call to come, with the flag of its connection.
+struct ResponseHead {
+    response: ResponseFuture,
+    flag: ConnectionFlag,
 }
 
 /// Reads the one message of a unary or client-streaming response, then its
