@@ -804,17 +804,13 @@ fn a_client_cancelling_many_calls_keeps_its_connection() {
 
 /// A slow reader of a fast stream of small messages keeps its connection.
 ///
-/// Ignored: it fails. Since h2 0.4.16 a receiver may hold only so many
-/// unread DATA frames under 256 bytes (a budget of half the connection
-/// window, "too_many_data_frames"), far fewer than flow control lets a
-/// sender put in flight: 10,000 messages of a few bytes, one DATA frame
-/// each, are 100 KiB against a 1 MiB window. When the client reads slower
-/// than the server writes, its h2 tears the connection down with
-/// ENHANCE_YOUR_CALM and the call ends with RESOURCE_EXHAUSTED. Choosing
-/// a budget (h2's `data_frame_budget`) trades this against the memory a
-/// hostile peer can pin with tiny frames; left open.
+/// Since h2 0.4.16 a receiver may hold only so many unread DATA frames
+/// under 256 bytes (a budget of half the connection window,
+/// "too_many_data_frames"): 10,000 messages of a few bytes sent one DATA
+/// frame each would exhaust it while the client reads slowly, and its h2
+/// would tear the connection down. The server gathers the messages that
+/// are ready into one write, so they travel in a few large frames.
 #[test]
-#[ignore = "h2's small DATA frame budget ends the connection (too_many_data_frames)"]
 fn a_slow_reader_of_many_small_messages_keeps_its_connection() {
     run_watched(async {
         let server = serve(Net::Memory, |b| b).await;

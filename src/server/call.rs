@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
-use futures::Stream;
+use futures::{FutureExt, Stream, StreamExt};
 use h2::server::SendResponse;
 use h2::SendStream;
 use http::{HeaderMap, HeaderValue};
@@ -358,34 +358,48 @@ where
             Poll::Pending
         })
         .await;
-        match next {
-            None => {
-                tracing::debug!("client reset the call while streaming");
-                return;
-            }
-            Some(None) => {
-                sink.finish(&Status::ok(""), Some(&trailers));
-                return;
-            }
-            Some(Some(Err(status))) => {
-                sink.finish(&status, Some(&trailers));
-                return;
-            }
-            Some(Some(Ok(message))) => {
-                if let Err(status) =
-                    encode_message(&message, sink.encoding, sink.max_message_size, &mut buf)
-                {
-                    sink.finish(&status, Some(&trailers));
-                    return;
+        let Some(mut item) = next else {
+            tracing::debug!("client reset the call while streaming");
+            return;
+        };
+        // Gather every message that is ready now into one write (up to
+        // BATCH bytes): fewer DATA frames, fewer h2 round trips, and a slow
+        // reader is not flooded with tiny frames.
+        let end = loop {
+            match item {
+                Some(Ok(message)) => {
+                    if let Err(status) =
+                        encode_message(&message, sink.encoding, sink.max_message_size, &mut buf)
+                    {
+                        break Some(status);
+                    }
                 }
-                if let Err(err) = sink.send_data(buf.split().freeze()).await {
-                    tracing::debug!(%err, "response stream closed while sending");
-                    return;
-                }
+                Some(Err(status)) => break Some(status),
+                None => break Some(Status::ok("")),
             }
+            if buf.len() >= BATCH {
+                break None;
+            }
+            match messages.as_mut().next().now_or_never() {
+                Some(ready) => item = ready,
+                None => break None,
+            }
+        };
+        if !buf.is_empty() {
+            if let Err(err) = sink.send_data(buf.split().freeze()).await {
+                tracing::debug!(%err, "response stream closed while sending");
+                return;
+            }
+        }
+        if let Some(status) = end {
+            sink.finish(&status, Some(&trailers));
+            return;
         }
     }
 }
+
+/// Ready response messages are gathered into one write up to this size.
+const BATCH: usize = 32 * 1024;
 
 /// The headers of a successful response.
 fn response_headers(encoding: Option<CompressionEncoding>) -> HeaderMap {
