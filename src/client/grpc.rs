@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use h2::client::ResponseFuture;
 use h2::SendStream;
 use http::uri::{PathAndQuery, Scheme};
@@ -338,20 +338,35 @@ impl Grpc {
     {
         let mut messages = pin!(messages);
         let mut buf = BytesMut::new();
-        while let Some(message) = messages.next().await {
-            if let Err(status) = encode_message(
-                &message,
-                self.send_compression,
-                self.max_encoding_message_size,
-                &mut buf,
-            ) {
-                send.send_reset(h2::Reason::CANCEL);
-                return Err(status);
-            }
-            if crate::body::send_data(&mut send, buf.split().freeze(), false)
+        while let Some(mut message) = messages.next().await {
+            // Gather the requests that are ready now into one write (up to
+            // BATCH bytes), as the server does with responses.
+            let ended = loop {
+                if let Err(status) = encode_message(
+                    &message,
+                    self.send_compression,
+                    self.max_encoding_message_size,
+                    &mut buf,
+                ) {
+                    send.send_reset(h2::Reason::CANCEL);
+                    return Err(status);
+                }
+                if buf.len() >= BATCH {
+                    break false;
+                }
+                match messages.next().now_or_never() {
+                    Some(Some(next)) => message = next,
+                    Some(None) => break true,
+                    None => break false,
+                }
+            };
+            if crate::body::send_data(&mut send, buf.split().freeze(), ended)
                 .await
                 .is_err()
             {
+                return Ok(());
+            }
+            if ended {
                 return Ok(());
             }
         }
@@ -369,6 +384,9 @@ impl Grpc {
         }
     }
 }
+
+/// Ready request messages are gathered into one write up to this size.
+const BATCH: usize = 32 * 1024;
 
 /// The response of a call to come, with the flag of its connection.
 struct ResponseHead {
