@@ -184,7 +184,7 @@ fn key_is_valid(key: &str) -> bool {
 }
 
 fn is_bin(key: &str) -> bool {
-    key.len() >= 4 && key[key.len() - 4..].eq_ignore_ascii_case("-bin")
+    key.len() >= 4 && key.as_bytes()[key.len() - 4..].eq_ignore_ascii_case(b"-bin")
 }
 
 /// A metadata map and a plain model of what it should hold.
