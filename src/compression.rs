@@ -98,6 +98,69 @@ pub enum CompressionOverride {
     Disable,
 }
 
+/// A switch for compressing message by message, within a call whose
+/// encoding was agreed (the client's `send_compressed`, or the server's
+/// `send_compressed` with a client that accepts it).
+///
+/// Put a clone in the extensions of a streaming [`Request`](crate::Request)
+/// (client side) or of a [`Response`](crate::Response) (server side), and
+/// set it before each message leaves your stream: every message is
+/// compressed or not as the switch says when it is encoded. It starts on.
+///
+/// ```
+/// use futures::StreamExt;
+/// use p2p_grpc::compression::MessageCompression;
+///
+/// let switch = MessageCompression::new();
+/// let flags = switch.clone();
+/// // The first message compressed, the second not.
+/// let messages = futures::stream::iter([(true, "big"), (false, "small")])
+///     .map(move |(compress, text)| {
+///         flags.set(compress);
+///         text.to_string()
+///     });
+/// let mut request = p2p_grpc::Request::new(messages);
+/// request.extensions_mut().insert(switch);
+/// ```
+#[derive(Clone, Debug)]
+pub struct MessageCompression(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl MessageCompression {
+    /// A switch that starts on (messages are compressed).
+    pub fn new() -> Self {
+        MessageCompression(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            true,
+        )))
+    }
+
+    /// Compress the next messages (`true`) or send them plain (`false`).
+    pub fn set(&self, compress: bool) {
+        self.0.store(compress, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the next message will be compressed.
+    pub fn is_on(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The encoding for the next message: `agreed`, unless the switch is off.
+    pub(crate) fn apply(
+        switch: Option<&MessageCompression>,
+        agreed: Option<CompressionEncoding>,
+    ) -> Option<CompressionEncoding> {
+        match switch {
+            Some(switch) if !switch.is_on() => None,
+            _ => agreed,
+        }
+    }
+}
+
+impl Default for MessageCompression {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The `grpc-accept-encoding` value advertising every supported encoding
 /// (`"gzip"`).
 pub fn accept_encoding_header_value() -> HeaderValue {

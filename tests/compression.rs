@@ -5,7 +5,9 @@ mod common;
 use common::*;
 use futures::StreamExt;
 use p2p_grpc::client::Grpc;
-use p2p_grpc::{CompressionEncoding, Request};
+use p2p_grpc::compression::MessageCompression;
+use p2p_grpc::server::{CallFuture, ServerCall, Service};
+use p2p_grpc::{BoxStream, CompressionEncoding, Request, Response};
 
 fn compressible(n: usize) -> Msg {
     Msg {
@@ -105,5 +107,82 @@ fn compressed_payload_over_the_limit_after_inflation_is_rejected() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), p2p_grpc::Code::ResourceExhausted);
+    });
+}
+
+#[test]
+fn a_client_switches_compression_message_by_message() {
+    run(async {
+        let (server, _events) = echo_server(|b| b);
+        let grpc =
+            Grpc::new(memory_channel(&server).await).send_compressed(CompressionEncoding::Gzip);
+        let switch = MessageCompression::new();
+        let flags = switch.clone();
+        let messages = futures::stream::iter([true, false, false, true]).map(move |compress| {
+            flags.set(compress);
+            compressible(3)
+        });
+        let mut request = Request::new(messages);
+        request.extensions_mut().insert(switch);
+        let response = grpc
+            .client_streaming::<_, _, Msg>(request, COLLECT)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.metadata().get("x-compressed"),
+            Some("true,false,false,true")
+        );
+    });
+}
+
+/// Streams four messages, compressed or not as the request's `text` says
+/// ("1" compressed, "0" plain), through a `MessageCompression` switch.
+struct Mixed;
+
+impl Service for Mixed {
+    fn name(&self) -> &'static str {
+        "test.Mixed"
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> CallFuture {
+        match method {
+            "Pour" => call.server_streaming(|request: Request<Msg>| async move {
+                let switch = MessageCompression::new();
+                let flags = switch.clone();
+                let plan: Vec<bool> = request.get_ref().text.chars().map(|c| c == '1').collect();
+                let stream = futures::stream::iter(plan).map(move |compress| {
+                    flags.set(compress);
+                    Ok(compressible(2))
+                });
+                let stream: BoxStream<Msg> = Box::pin(stream);
+                let mut response = Response::new(stream);
+                response.extensions_mut().insert(switch);
+                Ok(response)
+            }),
+            _ => call.unimplemented(),
+        }
+    }
+}
+
+#[test]
+fn a_server_switches_compression_message_by_message() {
+    run(async {
+        let (server, _events) = echo_server(|b| {
+            b.send_compressed(CompressionEncoding::Gzip)
+                .add_service(Mixed)
+        });
+        let grpc =
+            Grpc::new(memory_channel(&server).await).accept_compressed(CompressionEncoding::Gzip);
+        let response = grpc
+            .server_streaming::<_, Msg>(Request::new(Msg::text("1001")), "/test.Mixed/Pour")
+            .await
+            .unwrap();
+        let mut stream = response.into_inner();
+        let mut seen = Vec::new();
+        while let Some(message) = stream.message().await.unwrap() {
+            assert_eq!(message, compressible(2));
+            seen.push(stream.last_message_compressed());
+        }
+        assert_eq!(seen, [true, false, false, true]);
     });
 }

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue, Uri};
 use super::channel::ConnectionFlag;
 use super::Channel;
 use crate::codec::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
-use crate::compression::CompressionEncoding;
+use crate::compression::{CompressionEncoding, MessageCompression};
 use crate::headers;
 use crate::rt::Sleep;
 use crate::streaming::{RecvBody, Side};
@@ -144,11 +144,12 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let timeout = request.timeout();
-        let (metadata, _, messages) = request.into_parts();
+        let (metadata, extensions, messages) = request.into_parts();
+        let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let call = async {
             let (response, send) = self.start(path, &metadata, timeout).await?;
-            let mut pump = pin!(self.pump(send, messages));
+            let mut pump = pin!(self.pump(send, messages, switch));
             let mut pump_done = false;
             let mut answer = pin!(async {
                 let (metadata, body) = self.response_headers(response).await?;
@@ -190,12 +191,13 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let timeout = request.timeout();
-        let (metadata, _, messages) = request.into_parts();
+        let (metadata, extensions, messages) = request.into_parts();
+        let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let (response, send) =
             race_deadline(&mut deadline, self.start(path, &metadata, timeout)).await?;
         let (cancel, cancelled) = oneshot::channel::<()>();
-        let pump = self.clone().pump_owned(send, messages);
+        let pump = self.clone().pump_owned(send, messages, switch);
         self.channel.runtime().spawn(Box::pin(async move {
             // Ends when the requests are sent, the stream breaks, or the
             // response stream was dropped (the cancel sender with it).
@@ -331,7 +333,12 @@ impl Grpc {
     /// Sends every request message, then ends the stream. A local encoding
     /// failure is returned (and resets the stream); a failed send is not: the
     /// response will tell what happened.
-    async fn pump<S, Req>(&self, mut send: SendStream<Bytes>, messages: S) -> Result<(), Status>
+    async fn pump<S, Req>(
+        &self,
+        mut send: SendStream<Bytes>,
+        messages: S,
+        switch: Option<MessageCompression>,
+    ) -> Result<(), Status>
     where
         S: Stream<Item = Req>,
         Req: prost::Message,
@@ -344,7 +351,7 @@ impl Grpc {
             let ended = loop {
                 if let Err(status) = encode_message(
                     &message,
-                    self.send_compression,
+                    MessageCompression::apply(switch.as_ref(), self.send_compression),
                     self.max_encoding_message_size,
                     &mut buf,
                 ) {
@@ -374,12 +381,16 @@ impl Grpc {
         Ok(())
     }
 
-    async fn pump_owned<S, Req>(self, send: SendStream<Bytes>, messages: S)
-    where
+    async fn pump_owned<S, Req>(
+        self,
+        send: SendStream<Bytes>,
+        messages: S,
+        switch: Option<MessageCompression>,
+    ) where
         S: Stream<Item = Req> + Send + 'static,
         Req: prost::Message,
     {
-        if let Err(status) = self.pump(send, messages).await {
+        if let Err(status) = self.pump(send, messages, switch).await {
             tracing::debug!(%status, "request stream failed; call cancelled");
         }
     }

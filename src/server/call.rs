@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use super::shutdown::{Signal, TrackerGuard};
 use super::ServerConfig;
 use crate::codec::encode_message;
-use crate::compression::{CompressionEncoding, CompressionOverride};
+use crate::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
 use crate::headers;
 use crate::streaming::{RecvBody, Side};
 use crate::{MetadataMap, Request, Response, Status, Streaming};
@@ -341,6 +341,7 @@ where
     if extensions.get::<CompressionOverride>() == Some(&CompressionOverride::Disable) {
         sink.encoding = None;
     }
+    let switch = extensions.get::<MessageCompression>().cloned();
     if let Err(err) = sink.send_headers(&metadata) {
         tracing::debug!(%err, "could not send response headers");
         return;
@@ -368,8 +369,9 @@ where
         let end = loop {
             match item {
                 Some(Ok(message)) => {
+                    let encoding = MessageCompression::apply(switch.as_ref(), sink.encoding);
                     if let Err(status) =
-                        encode_message(&message, sink.encoding, sink.max_message_size, &mut buf)
+                        encode_message(&message, encoding, sink.max_message_size, &mut buf)
                     {
                         break Some(status);
                     }
