@@ -9,15 +9,13 @@
 //! of every request message is checked against `expect_compressed`) and
 //! CompressedResponse per call.
 //!
+//! `StreamingOutputCall` compresses message by message as its
+//! `response_parameters` ask (a [`MessageCompression`] switch in the
+//! response's extensions).
+//!
 //! What is not possible with p2p-grpc:
-//! - **Per-message response compression.** p2p-grpc compresses every message
-//!   of a response or none (with [`CompressionOverride::Disable`]). A
-//!   `StreamingOutputCall` whose `response_parameters` ask for compressed
-//!   *and* uncompressed messages (the `server_compressed_streaming` case) is
-//!   failed with `UNIMPLEMENTED` and a message saying so, rather than
-//!   answered with wrong flags. `FullDuplexCall` ignores
-//!   `ResponseParameters.compressed` (its response headers go out before the
-//!   first request is read).
+//! - `FullDuplexCall` ignores `ResponseParameters.compressed` (its response
+//!   headers go out before the first request is read).
 //! - Compressing when the client did not list gzip in
 //!   `grpc-accept-encoding`: `response_compressed: true` then gets an
 //!   uncompressed response (the server may not compress with an encoding the
@@ -31,7 +29,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use p2p_grpc::compression::CompressionOverride;
+use futures::StreamExt;
+use p2p_grpc::compression::{CompressionOverride, MessageCompression};
 use p2p_grpc::rt::SharedRuntime;
 use p2p_grpc::server::{CallFuture, Server, ServerCall, Service};
 use p2p_grpc::{
@@ -213,17 +212,20 @@ impl test_service_server::TestService for TestServiceImpl {
             .iter()
             .map(|params| params.compressed.as_ref().map(|b| b.value))
             .collect();
-        let any_on = wanted.contains(&Some(true));
-        let any_off = wanted.iter().any(|w| *w != Some(true));
-        if any_on && any_off {
-            return Err(echo.status(Status::unimplemented(
-                "per-message compression is not supported by p2p-grpc: it compresses \
-                 every message of a response or none, and these response_parameters \
-                 ask for both",
-            )));
-        }
-        let mut response = Response::new(self.output_stream(None, request.response_parameters));
-        if wanted.contains(&Some(false)) {
+        // Message by message: `compressed: false` sends a response plain;
+        // `true` or no preference compresses it when the client accepts gzip.
+        let switch = MessageCompression::new();
+        let flags = switch.clone();
+        let mut plan = wanted.clone().into_iter();
+        let stream = self
+            .output_stream(None, request.response_parameters)
+            .map(move |item| {
+                flags.set(plan.next().flatten() != Some(false));
+                item
+            });
+        let mut response = Response::new(Box::pin(stream) as BoxStream<_>);
+        response.extensions_mut().insert(switch);
+        if wanted.iter().all(|w| *w == Some(false)) {
             response
                 .extensions_mut()
                 .insert(CompressionOverride::Disable);

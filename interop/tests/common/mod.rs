@@ -72,7 +72,3 @@ pub fn check(peer: &str, case: &str, result: &CaseResult, expect: Expect) {
         }
     );
 }
-
-/// Why `client_compressed_streaming` cannot fully pass with our client.
-pub const PER_MESSAGE_REQUEST_COMPRESSION: Expect =
-    Expect::Unsupported("compresses every request message of a call or none");
