@@ -8,41 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use futures::{AsyncWriteExt, StreamExt};
+use futures::AsyncWriteExt;
 use p2p_grpc::client::Grpc;
-use p2p_grpc::server::{CallFuture, ServerCall, Service};
-use p2p_grpc::{BoxStream, Channel, Request, Response};
+use p2p_grpc::{Channel, Request};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
-
-/// Streams 64 KiB messages forever, counting how many it produced.
-#[derive(Clone)]
-struct Flood {
-    produced: Arc<AtomicUsize>,
-}
-
-impl Service for Flood {
-    fn name(&self) -> &'static str {
-        "test.Flood"
-    }
-
-    fn call(&self, method: &str, call: ServerCall) -> CallFuture {
-        let produced = self.produced.clone();
-        match method {
-            "Pour" => call.server_streaming(move |_request: Request<Msg>| async move {
-                let stream = futures::stream::repeat(()).map(move |()| {
-                    produced.fetch_add(1, Ordering::SeqCst);
-                    Ok(Msg {
-                        payload: vec![1; 64 * 1024],
-                        ..Msg::default()
-                    })
-                });
-                let stream: BoxStream<Msg> = Box::pin(stream);
-                Ok(Response::new(stream))
-            }),
-            _ => call.unimplemented(),
-        }
-    }
-}
 
 #[test]
 fn a_reader_that_never_reads_bounds_the_servers_memory() {
@@ -56,7 +25,7 @@ fn a_reader_that_never_reads_bounds_the_servers_memory() {
         let grpc = Grpc::new(memory_channel(&server).await);
         // Start the flood and never read it.
         let response = grpc
-            .server_streaming::<_, Msg>(Request::new(Msg::default()), "/test.Flood/Pour")
+            .server_streaming::<_, Msg>(Request::new(Msg::default()), FLOOD)
             .await
             .unwrap();
         // Other calls on the same connection go on.

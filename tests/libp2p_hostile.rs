@@ -837,3 +837,147 @@ fn a_slow_reader_of_many_small_messages_keeps_its_connection() {
         assert_eq!(count, 10_000);
     });
 }
+
+#[test]
+fn a_reader_that_never_reads_bounds_the_servers_memory() {
+    run_watched(async {
+        for net in NETS {
+            let flood = Flood::default();
+            let produced = flood.produced.clone();
+            let server = serve(net, move |b| b.add_service(flood)).await;
+            let peer = Peer::new(net, &server);
+            let grpc = peer.client(&server);
+            // Start the flood and never read it.
+            let response = grpc
+                .server_streaming::<_, Msg>(Request::new(Msg::default()), FLOOD)
+                .await
+                .unwrap();
+            // Other calls on the same connection go on.
+            still_served(&grpc, "meanwhile").await;
+            // Give an unbounded sender every chance to overproduce.
+            runtime().sleep(Duration::from_millis(300)).await;
+            let held = produced.load(Ordering::SeqCst);
+            // HTTP/2 flow control (1 MiB per stream, 2 MiB per connection),
+            // h2's send buffer and yamux's window bound what is produced.
+            assert!(
+                held <= 64,
+                "{net:?}: {held} messages produced for a reader that reads none"
+            );
+            let mut stream = response.into_inner();
+            for _ in 0..100 {
+                stream.message().await.unwrap().unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn calls_beyond_the_per_connection_limit_wait_their_turn() {
+    run_watched(async {
+        for net in NETS {
+            let mut server = serve(net, |b| b.max_calls_per_connection(Some(4))).await;
+            let peer = Peer::new(net, &server);
+            let grpc = peer.client(&server);
+            // One call first: the limit travels in the server's SETTINGS,
+            // and calls opened before they arrive may be refused
+            // (REFUSED_STREAM, which the client does not retry).
+            grpc.unary::<_, Msg>(Request::new(Msg::count("first", 0)), SLOW)
+                .await
+                .unwrap();
+            assert_eq!(
+                next_event(&mut server.events).await,
+                Event::Started("first".into())
+            );
+            assert_eq!(
+                next_event(&mut server.events).await,
+                Event::Finished("first".into())
+            );
+            let calls = (0..20).map(|i| {
+                let grpc = grpc.clone();
+                async move {
+                    grpc.unary::<_, Msg>(Request::new(Msg::count(format!("c{i}"), 10)), SLOW)
+                        .await
+                        .unwrap()
+                }
+            });
+            let events = &mut server.events;
+            let watch = async {
+                let (mut running, mut most, mut ended) = (0i32, 0i32, 0);
+                while ended < 20 {
+                    match next_event(events).await {
+                        Event::Started(_) => running += 1,
+                        Event::Finished(_) | Event::Dropped(_) => {
+                            running -= 1;
+                            ended += 1;
+                        }
+                    }
+                    most = most.max(running);
+                }
+                most
+            };
+            let (replies, most) = futures::join!(join_all(calls), watch);
+            assert_eq!(replies.len(), 20);
+            assert!(
+                most <= 4,
+                "{net:?}: {most} calls ran at once with a limit of 4"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_rapid_reset_flood_over_a_stream_leaves_the_server_serving() {
+    run_watched(async {
+        for net in NETS {
+            let server = serve(net, |b| b).await;
+            let peer = Peer::new(net, &server);
+            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+            let mut opened = 0;
+            for _ in 0..3000 {
+                let Ok(mut ready) = raw.send.clone().ready().await else {
+                    break;
+                };
+                let request = http::Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("http://server{SLOW}"))
+                    .header("content-type", "application/grpc")
+                    .body(())
+                    .unwrap();
+                let Ok((_response, mut stream)) = ready.send_request(request, false) else {
+                    break;
+                };
+                stream.send_reset(h2::Reason::CANCEL);
+                opened += 1;
+            }
+            assert!(opened > 0);
+            raw.drop_stream();
+            // The server ends or keeps that connection; others are served.
+            still_served(&peer.client(&server), "after the flood").await;
+            let other = Peer::new(net, &server);
+            still_served(&other.client(&server), "another peer").await;
+        }
+    });
+}
+
+#[test]
+fn a_header_block_past_the_limit_is_refused_over_a_stream() {
+    run_watched(async {
+        for net in NETS {
+            let server = serve(net, |b| {
+                b.server(Server::builder().max_header_list_size(8 * 1024))
+            })
+            .await;
+            let peer = Peer::new(net, &server);
+            let grpc = peer.client(&server);
+            let mut request = Request::new(Msg::text("fat"));
+            request
+                .metadata_mut()
+                .insert("x-padding", &"p".repeat(32 * 1024))
+                .unwrap();
+            let status = grpc.unary::<_, Msg>(request, UNARY).await.unwrap_err();
+            assert_ne!(status.code(), Code::Ok);
+            // The same channel (reconnecting if it must) serves the next calls.
+            still_served(&grpc, "slim").await;
+        }
+    });
+}

@@ -330,3 +330,36 @@ pub async fn feed(sender: &mut mpsc::Sender<Msg>, msg: Msg) {
 pub fn shared<T>(value: T) -> Arc<T> {
     Arc::new(value)
 }
+
+/// Streams 64 KiB messages forever (`/test.Flood/Pour`), counting how many
+/// it produced: what a reader that never reads is fed.
+#[derive(Clone, Default)]
+pub struct Flood {
+    pub produced: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub const FLOOD: &str = "/test.Flood/Pour";
+
+impl Service for Flood {
+    fn name(&self) -> &'static str {
+        "test.Flood"
+    }
+
+    fn call(&self, method: &str, call: ServerCall) -> CallFuture {
+        let produced = self.produced.clone();
+        match method {
+            "Pour" => call.server_streaming(move |_request: Request<Msg>| async move {
+                let stream = futures::stream::repeat(()).map(move |()| {
+                    produced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(Msg {
+                        payload: vec![1; 64 * 1024],
+                        ..Msg::default()
+                    })
+                });
+                let stream: BoxStream<Msg> = Box::pin(stream);
+                Ok(Response::new(stream))
+            }),
+            _ => call.unimplemented(),
+        }
+    }
+}
