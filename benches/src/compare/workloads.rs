@@ -32,15 +32,32 @@ pub async fn unary_latency(
     timing: Timing,
 ) -> Result<Latency> {
     let payload = Bytes::from(vec![1u8; size]);
-    let end = Instant::now() + timing.warmup;
-    while Instant::now() < end {
-        client.unary(payload.clone()).await?;
+    // BENCH_CALLS=N: N warm-up calls then N measured ones instead of timed
+    // phases (for instruction counts under callgrind: the difference of two
+    // runs with different N, divided by 2 × the difference, is the cost of
+    // one call without the setup).
+    let fixed: Option<usize> = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    if let Some(n) = fixed {
+        for _ in 0..n {
+            client.unary(payload.clone()).await?;
+        }
+    } else {
+        let end = Instant::now() + timing.warmup;
+        while Instant::now() < end {
+            client.unary(payload.clone()).await?;
+        }
     }
     let mut samples: Vec<u32> = Vec::with_capacity(1 << 16);
     let end = Instant::now() + timing.measure;
     loop {
         let start = Instant::now();
-        if start >= end {
+        let done = match fixed {
+            Some(n) => samples.len() >= n,
+            None => start >= end,
+        };
+        if done {
             break;
         }
         client.unary(payload.clone()).await?;
