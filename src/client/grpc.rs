@@ -96,7 +96,7 @@ impl Grpc {
             let (response, mut send) = self.start(path, &metadata, timeout).await?;
             // A failed send means the server already answered (or the stream
             // broke): the response says which.
-            let _ = crate::body::send_data(&mut send, payload, true).await;
+            let _ = send_single(&mut send, payload);
             let (metadata, body) = self.response_headers(response).await?;
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages).await
@@ -120,7 +120,7 @@ impl Grpc {
         let mut deadline = self.deadline(timeout);
         let call = async {
             let (response, mut send) = self.start(path, &metadata, timeout).await?;
-            let _ = crate::body::send_data(&mut send, payload, true).await;
+            let _ = send_single(&mut send, payload);
             self.response_headers(response).await
         };
         let (metadata, mut body) = race_deadline(&mut deadline, call).await?;
@@ -394,6 +394,16 @@ impl Grpc {
             tracing::debug!(%status, "request stream failed; call cancelled");
         }
     }
+}
+
+/// Sends the one request message of a unary or server-streaming call and
+/// ends the stream. The whole message is handed to h2 at once, without
+/// waiting for flow-control capacity: it is already in memory, so h2 holding
+/// it until the window allows adds nothing, and a new stream has no capacity
+/// until the connection task has opened it, so waiting would send the
+/// HEADERS and DATA frames in two writes (and cost a task switch).
+fn send_single(send: &mut SendStream<Bytes>, payload: Bytes) -> Result<(), h2::Error> {
+    send.send_data(payload, true)
 }
 
 /// Ready request messages are gathered into one write up to this size.
