@@ -26,6 +26,9 @@ const CAPACITY: usize = 64 * 1024;
 /// Writes at least this large go straight to the stream, vectored.
 const LARGE: usize = 8 * 1024;
 
+/// Reads offer at least this many bytes to the stream.
+const MIN_READ: usize = 1024;
+
 /// A futures-io stream as a tokio-io one, whose small writes are gathered
 /// into one buffer until flush.
 #[derive(Debug)]
@@ -33,6 +36,8 @@ pub(crate) struct Coalesce<T> {
     inner: T,
     buf: Vec<u8>,
     written: usize,
+    /// How many bytes the next read offers (see `poll_read`).
+    read_size: usize,
 }
 
 impl<T> Coalesce<T> {
@@ -41,6 +46,7 @@ impl<T> Coalesce<T> {
             inner,
             buf: Vec::new(),
             written: 0,
+            read_size: MIN_READ,
         }
     }
 }
@@ -67,10 +73,23 @@ impl<T: FuturesRead + Unpin> AsyncRead for Coalesce<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // As tokio_util::compat does: futures-io reads into initialised memory.
-        let slice = buf.initialize_unfilled();
-        let n = ready!(Pin::new(&mut self.get_mut().inner).poll_read(cx, slice))?;
+        // futures-io reads into initialised memory, and h2 hands a fresh
+        // uninitialised buffer (all the spare room of its read buffer, a few
+        // KiB or more) to every read, the reads that find nothing included.
+        // Zeroing all of it, as tokio_util::compat does, was a quarter of
+        // the instructions of a small unary call. So only `read_size` bytes
+        // are offered (and zeroed): doubled when a read fills them, halved
+        // when one uses under a quarter, as hyper's adaptive reads do.
+        let this = self.get_mut();
+        let size = this.read_size.min(buf.remaining());
+        let slice = buf.initialize_unfilled_to(size);
+        let n = ready!(Pin::new(&mut this.inner).poll_read(cx, slice))?;
         buf.advance(n);
+        if n == size {
+            this.read_size = this.read_size.saturating_mul(2);
+        } else if n < this.read_size / 4 {
+            this.read_size = (this.read_size / 2).max(MIN_READ);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -195,6 +214,58 @@ mod tests {
         assert_eq!(writes[0].len(), 9 + 4000 + 4);
         assert_eq!(&writes[0][..9], &header);
         assert_eq!(&writes[0][9 + 4000..], b"tail");
+    }
+
+    /// Yields `chunk` bytes per read (as many as fit) and records how many
+    /// bytes each read was offered.
+    struct Source {
+        chunk: usize,
+        offered: Vec<usize>,
+    }
+
+    impl FuturesRead for Source {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.offered.push(buf.len());
+            let n = self.chunk.min(buf.len());
+            buf[..n].fill(5);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn reads_offer_what_recent_reads_used() {
+        let mut io = Coalesce::new(Source {
+            chunk: 100,
+            offered: Vec::new(),
+        });
+        let mut storage = vec![0u8; 1 << 20];
+        let mut read = |io: &mut Coalesce<Source>| {
+            let mut buf = ReadBuf::new(&mut storage);
+            run(|cx| Pin::new(&mut *io).poll_read(cx, &mut buf)).unwrap();
+            buf.filled().len()
+        };
+        // Small reads: a small buffer is offered (and zeroed), not 1 MiB.
+        assert_eq!(read(&mut io), 100);
+        assert_eq!(io.inner.offered, [MIN_READ]);
+        // Reads that fill what is offered double it.
+        io.inner.chunk = usize::MAX;
+        for _ in 0..4 {
+            read(&mut io);
+        }
+        assert_eq!(
+            io.inner.offered[1..],
+            [MIN_READ, 2 * MIN_READ, 4 * MIN_READ, 8 * MIN_READ]
+        );
+        // Small ones again halve it, down to MIN_READ.
+        io.inner.chunk = 10;
+        for _ in 0..6 {
+            assert_eq!(read(&mut io), 10);
+        }
+        assert_eq!(io.read_size, MIN_READ);
     }
 
     #[test]
