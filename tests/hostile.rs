@@ -213,3 +213,60 @@ fn idle_timeout_spares_connections_with_running_calls() {
         assert_eq!(status.code(), p2p_grpc::Code::Unavailable);
     });
 }
+
+/// A bare h2 server that refuses the first `refusals` streams with
+/// REFUSED_STREAM, then answers every call with `Msg::text("served")`.
+async fn refusing_server(refusals: usize) -> Channel {
+    let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+    runtime().spawn(Box::pin(async move {
+        let mut connection = h2::server::handshake(server_io.compat()).await.unwrap();
+        let mut refused = 0;
+        while let Some(Ok((_request, mut respond))) = connection.accept().await {
+            if refused < refusals {
+                refused += 1;
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                continue;
+            }
+            let response = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
+            let mut send = respond.send_response(response, false).unwrap();
+            let body = prost::Message::encode_to_vec(&Msg::text("served"));
+            let mut framed = vec![0u8];
+            framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&body);
+            send.send_data(framed.into(), false).unwrap();
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            send.send_trailers(trailers).unwrap();
+        }
+    }));
+    Channel::connect(client_io).await.unwrap()
+}
+
+#[test]
+fn a_refused_unary_request_is_sent_again() {
+    run(async {
+        // Refused three times: the fourth attempt is served.
+        let grpc = Grpc::new(refusing_server(3).await);
+        let reply = grpc
+            .unary::<_, Msg>(Request::new(Msg::default()), UNARY)
+            .await
+            .unwrap();
+        assert_eq!(reply.get_ref().text, "served");
+        let stream = grpc
+            .server_streaming::<_, Msg>(Request::new(Msg::default()), EXPAND)
+            .await
+            .unwrap();
+        let items: Vec<_> = futures::StreamExt::collect(stream.into_inner()).await;
+        assert_eq!(items.len(), 1);
+        // Refused more often than that: the call fails, UNAVAILABLE.
+        let grpc = Grpc::new(refusing_server(4).await);
+        let status = grpc
+            .unary::<_, Msg>(Request::new(Msg::default()), UNARY)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), p2p_grpc::Code::Unavailable, "{status:?}");
+    });
+}

@@ -878,9 +878,8 @@ fn calls_beyond_the_per_connection_limit_wait_their_turn() {
             let mut server = serve(net, |b| b.max_calls_per_connection(Some(4))).await;
             let peer = Peer::new(net, &server);
             let grpc = peer.client(&server);
-            // One call first: the limit travels in the server's SETTINGS,
-            // and calls opened before they arrive may be refused
-            // (REFUSED_STREAM, which the client does not retry).
+            // One call first, so that the server's SETTINGS (the limit) have
+            // arrived and the count below starts from a settled connection.
             grpc.unary::<_, Msg>(Request::new(Msg::count("first", 0)), SLOW)
                 .await
                 .unwrap();

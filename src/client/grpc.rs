@@ -93,11 +93,7 @@ impl Grpc {
         let payload = self.encode(&message)?;
         let mut deadline = self.deadline(timeout);
         let call = async {
-            let (response, mut send) = self.start(path, &metadata, timeout).await?;
-            // A failed send means the server already answered (or the stream
-            // broke): the response says which.
-            let _ = send_single(&mut send, payload);
-            let (metadata, body) = self.response_headers(response).await?;
+            let (metadata, body) = self.send_one(path, &metadata, timeout, payload).await?;
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages).await
         };
@@ -118,11 +114,7 @@ impl Grpc {
         let (metadata, _, message) = request.into_parts();
         let payload = self.encode(&message)?;
         let mut deadline = self.deadline(timeout);
-        let call = async {
-            let (response, mut send) = self.start(path, &metadata, timeout).await?;
-            let _ = send_single(&mut send, payload);
-            self.response_headers(response).await
-        };
+        let call = self.send_one(path, &metadata, timeout, payload);
         let (metadata, mut body) = race_deadline(&mut deadline, call).await?;
         body.set_deadline(deadline);
         Ok(Response::from_parts(
@@ -287,16 +279,57 @@ impl Grpc {
         Ok(request)
     }
 
+    /// Sends the one request message of a unary or server-streaming call
+    /// and waits for the response headers. A stream the server refused
+    /// before processing it (`REFUSED_STREAM`, as when calls are opened
+    /// before its concurrency limit is known) is sent again, a few times:
+    /// the request is in memory and was not seen.
+    async fn send_one(
+        &self,
+        path: &'static str,
+        metadata: &MetadataMap,
+        timeout: Option<Duration>,
+        payload: Bytes,
+    ) -> Result<(MetadataMap, RecvBody), Status> {
+        let mut attempt = 1;
+        loop {
+            let (head, mut send) = self.start(path, metadata, timeout).await?;
+            // A failed send means the server already answered (or the stream
+            // broke): the response says which.
+            let _ = send_single(&mut send, payload.clone());
+            match head.wait().await {
+                Err(err)
+                    if err.reason() == Some(h2::Reason::REFUSED_STREAM)
+                        && attempt < REFUSED_STREAM_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, "stream refused before processing; sending again");
+                    attempt += 1;
+                }
+                Err(err) => return Err(Status::from_h2_error(&err)),
+                Ok(response) => return self.read_head(response),
+            }
+        }
+    }
+
     /// Waits for the response headers; a trailers-only error response
     /// becomes `Err(status)`.
     async fn response_headers(
         &self,
         head: ResponseHead,
     ) -> Result<(MetadataMap, RecvBody), Status> {
-        let response = head.response.await.map_err(|err| {
-            head.flag.observe(&err);
-            Status::from_h2_error(&err)
-        })?;
+        let response = head
+            .wait()
+            .await
+            .map_err(|err| Status::from_h2_error(&err))?;
+        self.read_head(response)
+    }
+
+    /// The response headers: metadata and the body to read messages from,
+    /// or the status of a trailers-only (or non-gRPC) response.
+    fn read_head(
+        &self,
+        response: http::Response<h2::RecvStream>,
+    ) -> Result<(MetadataMap, RecvBody), Status> {
         let (parts, body) = response.into_parts();
         if let Some(status) = Status::from_header_map(&parts.headers) {
             // Trailers-only: the headers are the trailers.
@@ -409,10 +442,24 @@ fn send_single(send: &mut SendStream<Bytes>, payload: Bytes) -> Result<(), h2::E
 /// Ready request messages are gathered into one write up to this size.
 const BATCH: usize = 32 * 1024;
 
+/// How often a unary or server-streaming request refused before processing
+/// is sent, in all.
+const REFUSED_STREAM_ATTEMPTS: u32 = 4;
+
 /// The response of a call to come, with the flag of its connection.
 struct ResponseHead {
     response: ResponseFuture,
     flag: ConnectionFlag,
+}
+
+impl ResponseHead {
+    /// The response headers; a connection-level failure marks the
+    /// connection broken.
+    async fn wait(self) -> Result<http::Response<h2::RecvStream>, h2::Error> {
+        self.response
+            .await
+            .inspect_err(|err| self.flag.observe(err))
+    }
 }
 
 /// Reads the one message of a unary or client-streaming response, then its
