@@ -8,6 +8,7 @@ use std::task::{ready, Context, Poll};
 use futures::channel::oneshot;
 use futures::Stream;
 
+use crate::client::ConnectionFlag;
 use crate::codec::{decode_message, MessageDecoder, RawMessage};
 use crate::compression::CompressionEncoding;
 use crate::rt::Sleep;
@@ -57,6 +58,9 @@ pub(crate) struct RecvBody {
     last_compressed: bool,
     // Dropped with the stream: tells the request pump of a bidi call to stop.
     _cancel: Option<oneshot::Sender<()>>,
+    // Client side: the connection the call runs on, marked broken when a
+    // read fails with a connection-level error.
+    connection: Option<ConnectionFlag>,
 }
 
 impl RecvBody {
@@ -77,6 +81,7 @@ impl RecvBody {
             deadline: None,
             last_compressed: false,
             _cancel: None,
+            connection: None,
         }
     }
 
@@ -93,11 +98,25 @@ impl RecvBody {
             deadline: None,
             last_compressed: false,
             _cancel: None,
+            connection: None,
         }
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Sleep>) {
         self.deadline = deadline;
+    }
+
+    pub(crate) fn set_connection(&mut self, connection: ConnectionFlag) {
+        self.connection = Some(connection);
+    }
+
+    /// The status of a failed read; a connection-level failure also marks
+    /// the connection broken, so that the channel replaces it at once.
+    fn read_failed(&mut self, err: &h2::Error) -> Poll<Option<Result<RawMessage, Status>>> {
+        if let Some(connection) = &self.connection {
+            connection.observe(err);
+        }
+        self.fail(Status::from_h2_error(err))
     }
 
     pub(crate) fn set_cancel_on_drop(&mut self, cancel: oneshot::Sender<()>) {
@@ -154,7 +173,7 @@ impl RecvBody {
                             let _ = body.flow_control().release_capacity(chunk.len());
                             self.decoder.push(chunk);
                         }
-                        Some(Err(err)) => return self.fail(Status::from_h2_error(&err)),
+                        Some(Err(err)) => return self.read_failed(&err),
                         None => {
                             if let Err(err) = self.decoder.finish() {
                                 return self.fail(err.into());
@@ -196,7 +215,7 @@ impl RecvBody {
                                 "server closed the stream without sending trailers",
                             ))
                         }
-                        Err(err) => return self.fail(Status::from_h2_error(&err)),
+                        Err(err) => return self.read_failed(&err),
                     }
                 }
             }

@@ -306,7 +306,7 @@ impl Grpc {
                     attempt += 1;
                 }
                 Err(err) => return Err(Status::from_h2_error(&err)),
-                Ok(response) => return self.read_head(response),
+                Ok((response, flag)) => return self.read_head(response, flag),
             }
         }
     }
@@ -317,11 +317,11 @@ impl Grpc {
         &self,
         head: ResponseHead,
     ) -> Result<(MetadataMap, RecvBody), Status> {
-        let response = head
+        let (response, flag) = head
             .wait()
             .await
             .map_err(|err| Status::from_h2_error(&err))?;
-        self.read_head(response)
+        self.read_head(response, flag)
     }
 
     /// The response headers: metadata and the body to read messages from,
@@ -329,6 +329,7 @@ impl Grpc {
     fn read_head(
         &self,
         response: http::Response<h2::RecvStream>,
+        flag: ConnectionFlag,
     ) -> Result<(MetadataMap, RecvBody), Status> {
         let (parts, body) = response.into_parts();
         if let Some(status) = Status::from_header_map(&parts.headers) {
@@ -357,10 +358,9 @@ impl Grpc {
         let encoding =
             CompressionEncoding::from_encoding_header(parts.headers.get(headers::GRPC_ENCODING))
                 .map_err(|status| Status::internal(status.message().to_owned()))?;
-        Ok((
-            MetadataMap::from_headers(parts.headers),
-            RecvBody::new(body, Side::Client, encoding, self.max_decoding_message_size),
-        ))
+        let mut body = RecvBody::new(body, Side::Client, encoding, self.max_decoding_message_size);
+        body.set_connection(flag);
+        Ok((MetadataMap::from_headers(parts.headers), body))
     }
 
     /// Sends every request message, then ends the stream. A local encoding
@@ -455,10 +455,14 @@ struct ResponseHead {
 impl ResponseHead {
     /// The response headers; a connection-level failure marks the
     /// connection broken.
-    async fn wait(self) -> Result<http::Response<h2::RecvStream>, h2::Error> {
-        self.response
-            .await
-            .inspect_err(|err| self.flag.observe(err))
+    async fn wait(self) -> Result<(http::Response<h2::RecvStream>, ConnectionFlag), h2::Error> {
+        match self.response.await {
+            Ok(response) => Ok((response, self.flag)),
+            Err(err) => {
+                self.flag.observe(&err);
+                Err(err)
+            }
+        }
     }
 }
 

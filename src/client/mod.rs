@@ -4,5 +4,6 @@
 mod channel;
 mod grpc;
 
+pub(crate) use self::channel::ConnectionFlag;
 pub use self::channel::{Channel, ChannelBuilder, Connector};
 pub use self::grpc::Grpc;
