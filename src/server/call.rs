@@ -438,6 +438,15 @@ pub(crate) fn respond_with_http_status(
     status: &Status,
     extra: Option<&MetadataMap>,
 ) {
+    send_trailers_only(respond, trailers_only_head(http_status, status, extra));
+}
+
+/// The one HEADERS frame of a trailers-only response.
+pub(crate) fn trailers_only_head(
+    http_status: http::StatusCode,
+    status: &Status,
+    extra: Option<&MetadataMap>,
+) -> http::Response<()> {
     let mut response = http::Response::new(());
     *response.status_mut() = http_status;
     let map = response.headers_mut();
@@ -449,7 +458,12 @@ pub(crate) fn respond_with_http_status(
     if let Some(extra) = extra {
         extra.append_to(map);
     }
-    if let Err(err) = respond.send_response(response, true) {
+    response
+}
+
+/// Sends `head` as a response that ends the stream.
+pub(crate) fn send_trailers_only(respond: &mut SendResponse<Bytes>, head: http::Response<()>) {
+    if let Err(err) = respond.send_response(head, true) {
         tracing::debug!(%err, "could not send a trailers-only response");
     }
 }

@@ -9,7 +9,10 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use http::StatusCode;
 
-use super::call::{respond_trailers_only, respond_with_http_status, ServerCall};
+use super::call::{
+    respond_trailers_only, respond_with_http_status, send_trailers_only, trailers_only_head,
+    ServerCall,
+};
 use super::{CallInfo, Shared, Tracker};
 use crate::compression::CompressionEncoding;
 use crate::headers;
@@ -316,18 +319,10 @@ fn dispatch(
 /// `UNIMPLEMENTED` for a `grpc-encoding` we do not support, advertising the
 /// encodings we do (the spec asks for `grpc-accept-encoding` there).
 fn respond_unsupported_encoding(respond: &mut SendResponse<Bytes>, status: &Status) {
-    let mut response = http::Response::new(());
-    let map = response.headers_mut();
-    map.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(headers::APPLICATION_GRPC),
-    );
-    map.insert(
+    let mut head = trailers_only_head(StatusCode::OK, status, None);
+    head.headers_mut().insert(
         headers::GRPC_ACCEPT_ENCODING,
         crate::compression::accept_encoding_header_value(),
     );
-    status.add_header(map);
-    if let Err(err) = respond.send_response(response, true) {
-        tracing::debug!(%err, "could not send a trailers-only response");
-    }
+    send_trailers_only(respond, head);
 }
