@@ -131,7 +131,7 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
                 return EXIT_FAILED;
             }
         };
-        let listener = match p2p_grpc::transport::tcp_listen(addr) {
+        let listener = match std::net::TcpListener::bind(addr) {
             Ok(listener) => listener,
             Err(err) => {
                 eprintln!("interop_server: cannot listen on {addr}: {err}");

@@ -17,7 +17,7 @@ use http::HeaderValue;
 
 use crate::keepalive::KeepAlive;
 use crate::rt::SharedRuntime;
-use crate::transport::{self, compat, BoxIo, Io};
+use crate::transport::{compat, BoxIo, Io};
 use crate::{Error, Status};
 
 /// Opens a new byte stream to the server: how a [`Channel`] reconnects after
@@ -149,11 +149,16 @@ impl ChannelBuilder {
         self
     }
 
+    /// The runtime set with [`runtime`](Self::runtime), else the default one.
+    fn resolved_runtime(&self) -> Result<SharedRuntime, Error> {
+        match self.runtime.clone() {
+            Some(runtime) => Ok(runtime),
+            None => crate::rt::default_runtime().ok_or_else(Error::no_runtime),
+        }
+    }
+
     fn into_inner(self, connector: Option<Box<dyn Connector>>) -> Result<Inner, Error> {
-        let runtime = match self.runtime.clone() {
-            Some(runtime) => runtime,
-            None => crate::rt::default_runtime().ok_or_else(Error::no_runtime)?,
-        };
+        let runtime = self.resolved_runtime()?;
         Ok(Inner {
             runtime,
             config: self,
@@ -190,10 +195,8 @@ impl ChannelBuilder {
                 self.authority = authority;
             }
         }
-        let channel = self.connect_lazy(move || async move {
-            let stream = transport::tcp_connect(addr).await?;
-            Ok(Box::new(stream) as BoxIo)
-        })?;
+        let runtime = self.resolved_runtime()?;
+        let channel = self.connect_lazy(move || runtime.tcp_connect(addr))?;
         channel.inner.connection().await.map_err(|status| {
             Error::from(io::Error::new(
                 io::ErrorKind::ConnectionRefused,

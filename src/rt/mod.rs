@@ -2,22 +2,31 @@
 //!
 //! p2p-grpc needs two things from an executor: to spawn a `Send` task and to
 //! sleep for a while (deadlines, grace periods). Both live in the [`Runtime`]
-//! trait. One small file per backend implements it, each behind a feature:
+//! trait, with the TCP sockets of the convenience helpers (connect, accept),
+//! which have a default on `async-io` that works under every executor. One
+//! small file per backend implements it, each behind a feature:
 //!
-//! | feature     | type                 | spawns on                        | timers               |
-//! |-------------|----------------------|----------------------------------|----------------------|
-//! | `smol`      | `SmolRuntime`        | smol's global executor           | `async-io`           |
-//! | `async-std` | `AsyncStdRuntime`    | async-std's executor             | async-std            |
-//! | `tokio`     | `TokioRuntime`       | a tokio runtime `Handle`         | tokio                |
+//! | feature     | type                 | spawns on                        | timers      | TCP         |
+//! |-------------|----------------------|----------------------------------|-------------|-------------|
+//! | `smol`      | `SmolRuntime`        | smol's global executor           | `async-io`  | `async-io`  |
+//! | `async-std` | `AsyncStdRuntime`    | async-std's executor             | async-std   | `async-io`  |
+//! | `tokio`     | `TokioRuntime`       | a tokio runtime `Handle`         | tokio       | `tokio::net`|
 //!
-//! Any other executor plugs in by implementing [`Runtime`] and handing it to
-//! the server or channel builders.
+//! Any other executor plugs in by implementing [`Runtime`] (`spawn` and
+//! `sleep`; the TCP methods are optional) and handing it to the server or
+//! channel builders.
 
 use std::fmt;
 use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::Stream;
+
+use crate::transport::BoxIo;
 
 #[cfg(feature = "async-std")]
 mod async_std;
@@ -39,6 +48,13 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A boxed timer future, as returned by [`Runtime::sleep`].
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// A TCP connection being opened, as returned by [`Runtime::tcp_connect`].
+pub type Connecting = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send + 'static>>;
+
+/// The connections a TCP listener accepts, as returned by
+/// [`Runtime::tcp_incoming`].
+pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<BoxIo>> + Send + 'static>>;
+
 /// An async executor, as far as p2p-grpc needs one.
 ///
 /// Implementations must be cheap to call from any thread. Tasks handed to
@@ -49,6 +65,26 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 
     /// A future that completes once `duration` has passed.
     fn sleep(&self, duration: Duration) -> Sleep;
+
+    /// Opens a TCP connection to `addr` with `TCP_NODELAY` set, for
+    /// [`Channel::connect_tcp`](crate::Channel::connect_tcp).
+    ///
+    /// The default uses `async-io`, which works under any executor (its
+    /// reactor runs on a thread of its own when nothing else drives it).
+    /// Override it when the executor has a reactor of its own, so that socket
+    /// wake-ups do not cross threads.
+    fn tcp_connect(&self, addr: SocketAddr) -> Connecting {
+        crate::transport::tcp::connect(addr)
+    }
+
+    /// Turns a bound `listener` into the stream of connections it accepts,
+    /// each with `TCP_NODELAY` set, for
+    /// [`Server::serve_listener`](crate::Server::serve_listener).
+    ///
+    /// The default uses `async-io`; see [`tcp_connect`](Runtime::tcp_connect).
+    fn tcp_incoming(&self, listener: TcpListener) -> io::Result<Incoming> {
+        crate::transport::tcp::incoming(listener)
+    }
 }
 
 /// A runtime shared between servers, channels and their tasks.
@@ -61,6 +97,14 @@ impl<R: Runtime + ?Sized> Runtime for Arc<R> {
 
     fn sleep(&self, duration: Duration) -> Sleep {
         (**self).sleep(duration)
+    }
+
+    fn tcp_connect(&self, addr: SocketAddr) -> Connecting {
+        (**self).tcp_connect(addr)
+    }
+
+    fn tcp_incoming(&self, listener: TcpListener) -> io::Result<Incoming> {
+        (**self).tcp_incoming(listener)
     }
 }
 
@@ -107,7 +151,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     #[cfg(all(not(feature = "smol"), not(feature = "async-std"), feature = "tokio"))]
     {
         ::tokio::runtime::Builder::new_multi_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .expect("building a tokio runtime")
             .block_on(future)

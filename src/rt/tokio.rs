@@ -1,13 +1,24 @@
 //! The `tokio` backend.
 
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use ::tokio::io::{AsyncRead as TokioRead, AsyncWrite as TokioWrite, ReadBuf};
+use ::tokio::net;
 use ::tokio::runtime::Handle;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::StreamExt;
 
-use super::{Runtime, Sleep, Task};
+use super::{Connecting, Incoming, Runtime, Sleep, Task};
+use crate::transport::BoxIo;
 
-/// Spawns on a tokio runtime through its [`Handle`] and sleeps with
-/// `tokio::time` (the runtime needs its time driver enabled).
+/// Spawns on a tokio runtime through its [`Handle`], sleeps with
+/// `tokio::time` and opens TCP sockets with `tokio::net`, so a tokio
+/// application pays no second reactor. The runtime needs its time and IO
+/// drivers (`Builder::enable_all`).
 #[derive(Clone, Debug)]
 pub struct TokioRuntime {
     handle: Handle,
@@ -34,5 +45,81 @@ impl Runtime for TokioRuntime {
         // `tokio::time::sleep` needs the runtime context when it is created.
         let _guard = self.handle.enter();
         Box::pin(::tokio::time::sleep(duration))
+    }
+
+    fn tcp_connect(&self, addr: SocketAddr) -> Connecting {
+        // The connect future registers its socket with the reactor of the
+        // runtime it is polled in; running it as a task of this runtime makes
+        // that the right one whichever executor awaits the result.
+        let connecting = self.handle.spawn(async move {
+            let stream = net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, io::Error>(stream)
+        });
+        Box::pin(async move {
+            let stream = connecting.await.map_err(io::Error::other)??;
+            Ok(Box::new(TokioIo(stream)) as BoxIo)
+        })
+    }
+
+    fn tcp_incoming(&self, listener: TcpListener) -> io::Result<Incoming> {
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _guard = self.handle.enter();
+            net::TcpListener::from_std(listener)?
+        };
+        Ok(futures::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.and_then(|(stream, _)| {
+                stream.set_nodelay(true)?;
+                Ok(Box::new(TokioIo(stream)) as BoxIo)
+            });
+            Some((accepted, listener))
+        })
+        .boxed())
+    }
+}
+
+/// A tokio TCP stream seen through futures-io's traits (the inverse of the
+/// adapter in `transport::coalesce`; both are plain forwarding).
+struct TokioIo(net::TcpStream);
+
+impl AsyncRead for TokioIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for TokioIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

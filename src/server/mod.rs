@@ -36,7 +36,7 @@ use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::compression::CompressionEncoding;
 use crate::keepalive::KeepAlive;
 use crate::rt::SharedRuntime;
-use crate::transport::{self, Io};
+use crate::transport::Io;
 use crate::{Error, MetadataMap, Status};
 
 /// A gRPC service: what generated `XxxServer::new(implementation)` types are.
@@ -466,13 +466,26 @@ impl Server {
     }
 
     /// Serves TCP connections accepted by `listener` until shutdown.
-    pub async fn serve_listener(&self, listener: transport::TcpListener) -> Result<(), Error> {
-        self.serve_incoming(transport::tcp_incoming(listener)).await
+    ///
+    /// The runtime's reactor drives the sockets
+    /// ([`Runtime::tcp_incoming`](crate::rt::Runtime::tcp_incoming)). Bind
+    /// the listener yourself to learn its port first:
+    ///
+    /// ```no_run
+    /// # async fn run(server: p2p_grpc::Server) -> Result<(), p2p_grpc::Error> {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// println!("listening on {}", listener.local_addr()?);
+    /// server.serve_listener(listener).await
+    /// # }
+    /// ```
+    pub async fn serve_listener(&self, listener: std::net::TcpListener) -> Result<(), Error> {
+        let incoming = self.shared.config.runtime.tcp_incoming(listener)?;
+        self.serve_incoming(incoming).await
     }
 
     /// Binds `addr` and serves TCP connections on it until shutdown.
     pub async fn serve(&self, addr: SocketAddr) -> Result<(), Error> {
-        let listener = transport::tcp_listen(addr)?;
+        let listener = std::net::TcpListener::bind(addr)?;
         self.serve_listener(listener).await
     }
 

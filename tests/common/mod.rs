@@ -284,8 +284,8 @@ pub async fn memory_channel(server: &Server) -> Channel {
 
 /// Serves `server` on a fresh TCP port of 127.0.0.1; returns the address.
 pub fn tcp_server(server: &Server) -> SocketAddr {
-    let listener = p2p_grpc::transport::tcp_listen("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.get_ref().local_addr().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
     let server = server.clone();
     runtime().spawn(Box::pin(async move {
         let _ = server.serve_listener(listener).await;

@@ -91,11 +91,13 @@ fn ok_trailers() -> HeaderMap {
 
 /// Serves the four bench methods on a free loopback port.
 pub async fn serve(rt: SharedRuntime) -> Result<ServerHandle> {
-    let listener = p2p_grpc::transport::tcp_listen("127.0.0.1:0".parse()?)?;
-    let addr = listener.get_ref().local_addr()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
     let spawner = rt.clone();
     rt.spawn(Box::pin(async move {
-        let mut incoming = p2p_grpc::transport::tcp_incoming(listener);
+        let Ok(mut incoming) = spawner.tcp_incoming(listener) else {
+            return;
+        };
         while let Some(Ok(io)) = incoming.next().await {
             let rt = spawner.clone();
             spawner.spawn(Box::pin(async move {
@@ -106,7 +108,7 @@ pub async fn serve(rt: SharedRuntime) -> Result<ServerHandle> {
     Ok(ServerHandle::new(addr))
 }
 
-async fn serve_connection(rt: SharedRuntime, io: p2p_grpc::transport::TcpStream) -> Result<()> {
+async fn serve_connection(rt: SharedRuntime, io: p2p_grpc::transport::BoxIo) -> Result<()> {
     let mut connection = h2::server::Builder::new()
         .initial_window_size(WINDOW)
         .initial_connection_window_size(CONN_WINDOW)
@@ -240,7 +242,7 @@ pub struct H2Client {
 
 /// Connects an h2 client (the connection task runs on `rt`).
 pub async fn connect(rt: SharedRuntime, addr: SocketAddr) -> Result<Arc<dyn Client>> {
-    let io = p2p_grpc::transport::tcp_connect(addr).await?;
+    let io = rt.tcp_connect(addr).await?;
     let (send, connection) = h2::client::Builder::new()
         .initial_window_size(WINDOW)
         .initial_connection_window_size(CONN_WINDOW)

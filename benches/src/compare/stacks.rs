@@ -96,8 +96,8 @@ pub async fn serve(
                 .max_concurrent_streams(Some(max_concurrent_streams))
                 .add_service(pb::bench_server::BenchServer::new(P2pBench { gate }))
                 .build()?;
-            let listener = p2p_grpc::transport::tcp_listen("127.0.0.1:0".parse()?)?;
-            let addr = listener.get_ref().local_addr()?;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
             let serving = server.clone();
             rt.spawn(Box::pin(async move {
                 if let Err(err) = serving.serve_listener(listener).await {

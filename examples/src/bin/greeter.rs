@@ -33,8 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let server = Server::builder()
             .add_service(GreeterServer::new(MyGreeter))
             .build()?;
-        let listener = p2p_grpc::transport::tcp_listen("127.0.0.1:0".parse()?)?;
-        let addr = listener.get_ref().local_addr()?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
         let serving = server.clone();
         server.runtime().spawn(Box::pin(async move {
             if let Err(err) = serving.serve_listener(listener).await {

@@ -29,8 +29,8 @@ pub fn run<T>(body: impl Future<Output = T>) -> T {
 /// Starts our interop server on 127.0.0.1:0 (call inside [`run`]).
 pub fn start_server() -> SocketAddr {
     let server = p2p_grpc_interop::server::build_server(None).expect("server builds");
-    let listener = p2p_grpc::transport::tcp_listen("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.get_ref().local_addr().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
     runtime().spawn(Box::pin(async move {
         let _ = server.serve_listener(listener).await;
     }));
