@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Uri};
 
 use super::channel::ConnectionFlag;
 use super::Channel;
-use crate::codec::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::codec::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::compression::{CompressionEncoding, MessageCompression};
 use crate::headers;
 use crate::rt::Sleep;
@@ -377,16 +377,15 @@ impl Grpc {
         Req: prost::Message,
     {
         let mut messages = pin!(messages);
-        let mut buf = BytesMut::new();
+        let mut buf = EncodeBuf::default();
         while let Some(mut message) = messages.next().await {
             // Gather the requests that are ready now into one write (up to
             // BATCH bytes), as the server does with responses.
             let ended = loop {
-                if let Err(status) = encode_message(
+                if let Err(status) = buf.encode(
                     &message,
                     MessageCompression::apply(switch.as_ref(), self.send_compression),
                     self.max_encoding_message_size,
-                    &mut buf,
                 ) {
                     send.send_reset(h2::Reason::CANCEL);
                     return Err(status);
@@ -400,7 +399,7 @@ impl Grpc {
                     None => break false,
                 }
             };
-            if crate::body::send_data(&mut send, buf.split().freeze(), ended)
+            if crate::body::send_data(&mut send, buf.take(), ended)
                 .await
                 .is_err()
             {

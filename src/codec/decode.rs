@@ -85,19 +85,39 @@ impl From<DecodeError> for Status {
 /// out.
 ///
 /// Buffers across chunks; one chunk may hold several messages. A message that
-/// lies inside one chunk is returned without copying (a slice of the chunk);
-/// only a message spanning chunks is copied, once. The declared length is
-/// checked against the limit as soon as a header is complete, before anything
-/// is allocated for the payload.
+/// lies inside one chunk is returned without copying (a slice of the chunk).
+/// A message spanning chunks is copied once, into an assembly buffer, as its
+/// chunks arrive: the chunks (and the transport read buffers behind them) are
+/// released at once, and the assembly buffer's memory is used again for the
+/// next large message once the previous one has been dropped, so a stream of
+/// large messages does not allocate fresh memory for each. The declared length
+/// is checked against the limit as soon as a header is complete, before
+/// anything is allocated for the payload, and the assembly buffer grows with
+/// the bytes that actually arrive (a header alone reserves nothing).
 #[derive(Debug)]
 pub struct MessageDecoder {
-    /// Received chunks, none empty, followed logically by `tail`.
+    /// Received chunks, none empty, followed logically by `tail`; empty
+    /// while a message is being assembled.
     chunks: VecDeque<Bytes>,
     /// Small chunks received while a message was incomplete, copied together.
     tail: BytesMut,
-    /// Total bytes in `chunks` and `tail`.
+    /// The message being assembled, if any: its payload so far is
+    /// `assembly`.
+    partial: Option<Partial>,
+    /// Payload bytes of the message being assembled; its allocation is kept
+    /// for the next message.
+    assembly: BytesMut,
+    /// Total bytes in `chunks`, `tail` and `assembly`, plus the header of
+    /// the message being assembled.
     buffered: usize,
     max_message_size: usize,
+}
+
+/// The header of a message whose payload is still arriving.
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    compressed: bool,
+    len: usize,
 }
 
 impl MessageDecoder {
@@ -106,6 +126,8 @@ impl MessageDecoder {
         MessageDecoder {
             chunks: VecDeque::new(),
             tail: BytesMut::new(),
+            partial: None,
+            assembly: BytesMut::new(),
             buffered: 0,
             max_message_size,
         }
@@ -122,7 +144,12 @@ impl MessageDecoder {
     }
 
     /// Adds a chunk (the payload of a DATA frame); empty chunks are ignored.
-    pub fn push(&mut self, chunk: Bytes) {
+    pub fn push(&mut self, mut chunk: Bytes) {
+        if let Some(partial) = self.partial {
+            let k = (partial.len - self.assembly.len()).min(chunk.len());
+            self.assemble(&chunk[..k], partial.len);
+            chunk.advance(k);
+        }
         if chunk.is_empty() {
             return;
         }
@@ -185,38 +212,59 @@ impl MessageDecoder {
         }
     }
 
-    /// Takes the first `n` buffered bytes (all in `chunks`): a slice of the
-    /// front chunk when it holds them all, else a copy.
+    /// Takes the first `n` buffered bytes (all in `chunks`), which lie in
+    /// the front chunk.
     fn take(&mut self, n: usize) -> Bytes {
         if n == 0 {
             return Bytes::new();
         }
-        if let Some(front) = self.chunks.front_mut() {
-            if front.len() >= n {
-                let data = front.split_to(n);
-                if front.is_empty() {
-                    self.chunks.pop_front();
-                }
-                self.buffered -= n;
-                return data;
+        let front = self
+            .chunks
+            .front_mut()
+            .expect("take: the front chunk holds the message");
+        let data = front.split_to(n);
+        if front.is_empty() {
+            self.chunks.pop_front();
+        }
+        self.buffered -= n;
+        data
+    }
+
+    /// Appends `bytes` to the payload being assembled (`len` bytes in all),
+    /// growing the buffer at most to `len`, and at most to twice what has
+    /// arrived, so that a declared length alone reserves nothing.
+    fn assemble(&mut self, bytes: &[u8], len: usize) {
+        let have = self.assembly.len();
+        let needed = have + bytes.len();
+        if self.assembly.capacity() < needed {
+            let target = needed.max(2 * have).max(4096).min(len);
+            if !self.assembly.try_reclaim(target - have) {
+                let mut grown = BytesMut::with_capacity(target);
+                grown.extend_from_slice(&self.assembly);
+                self.assembly = grown;
             }
         }
-        let mut data = BytesMut::with_capacity(n);
-        let mut left = n;
-        while left > 0 {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            let k = front.len().min(left);
-            data.extend_from_slice(&front[..k]);
-            front.advance(k);
-            left -= k;
-            if front.is_empty() {
-                self.chunks.pop_front();
-            }
+        self.assembly.extend_from_slice(bytes);
+        self.buffered += bytes.len();
+    }
+
+    /// Starts assembling a message of `len` payload bytes whose header has
+    /// been skipped: the buffered part of its payload (all of what is
+    /// buffered, since it is incomplete) moves into the assembly buffer.
+    fn start_assembly(&mut self, compressed: bool, len: usize) {
+        debug_assert!(self.assembly.is_empty());
+        // Use the kept allocation again if the previous message is gone.
+        if !self.assembly.try_reclaim(len) {
+            self.assembly = BytesMut::new();
         }
-        self.buffered -= n - left;
-        data.freeze()
+        self.flush_tail();
+        let chunks = std::mem::take(&mut self.chunks);
+        // The header stays counted until the message is returned.
+        self.buffered = HEADER_LEN;
+        for chunk in &chunks {
+            self.assemble(chunk, len);
+        }
+        self.partial = Some(Partial { compressed, len });
     }
 
     /// Returns the next whole message.
@@ -226,6 +274,17 @@ impl MessageDecoder {
     /// flag byte is neither 0 nor 1; after an error the decoder keeps
     /// returning it (the stream cannot be resynchronised).
     pub fn decode(&mut self) -> Result<Option<RawMessage>, DecodeError> {
+        if let Some(partial) = self.partial {
+            if self.assembly.len() < partial.len {
+                return Ok(None);
+            }
+            self.partial = None;
+            self.buffered -= HEADER_LEN + partial.len;
+            return Ok(Some(RawMessage {
+                compressed: partial.compressed,
+                data: self.assembly.split().freeze(),
+            }));
+        }
         let Some(flag) = self.first_byte() else {
             return Ok(None);
         };
@@ -247,16 +306,18 @@ impl MessageDecoder {
         }
         // `len <= max_message_size`, so it fits in usize.
         let len = len as usize;
-        if (self.buffered - HEADER_LEN) < len {
-            return Ok(None);
-        }
         self.flush_tail();
         self.skip(HEADER_LEN);
-        let data = self.take(len);
-        Ok(Some(RawMessage {
-            compressed: flag == 1,
-            data,
-        }))
+        let in_front = self.chunks.front().map_or(0, Bytes::len);
+        if in_front >= len {
+            return Ok(Some(RawMessage {
+                compressed: flag == 1,
+                data: self.take(len),
+            }));
+        }
+        // The payload spans chunks: gather it as it comes.
+        self.start_assembly(flag == 1, len);
+        self.decode()
     }
 
     /// Call at the end of the stream: `Err(Truncated)` when a partial message
@@ -578,5 +639,82 @@ mod tests {
         };
         let m: Hello = decode_message(raw, Some(CompressionEncoding::Gzip), 100).unwrap();
         assert_eq!(m.name, "hi");
+    }
+
+    /// Pushes `wire` in chunks of `size` and returns the messages decoded.
+    fn push_in_chunks(dec: &mut MessageDecoder, wire: &[u8], size: usize) -> Vec<RawMessage> {
+        let mut got = Vec::new();
+        for chunk in wire.chunks(size) {
+            dec.push(Bytes::copy_from_slice(chunk));
+            got.extend(drain(dec));
+        }
+        got
+    }
+
+    #[test]
+    fn large_messages_reuse_the_assembly_buffer_once_dropped() {
+        let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let wire = frame(0, &payload);
+        let mut dec = MessageDecoder::new(1 << 20);
+        let first = push_in_chunks(&mut dec, &wire, 16 * 1024);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].data, payload);
+        let first_ptr = first[0].data.as_ptr();
+        drop(first);
+        // Were the buffer freed with the message, this allocation of the same
+        // size would likely take its place.
+        let squatter = vec![1u8; payload.len()];
+        let second = push_in_chunks(&mut dec, &wire, 16 * 1024);
+        assert_eq!(second[0].data, payload);
+        assert_eq!(
+            second[0].data.as_ptr(),
+            first_ptr,
+            "the allocation is used again"
+        );
+        assert_eq!(squatter[0], 1);
+        dec.finish().unwrap();
+    }
+
+    #[test]
+    fn a_message_still_held_is_never_overwritten() {
+        let a = vec![b'a'; 50_000];
+        let b = vec![b'b'; 60_000];
+        let mut wire = frame(0, &a);
+        wire.extend(frame(1, &b));
+        wire.extend(frame(0, &a));
+        let mut dec = MessageDecoder::new(1 << 20);
+        let got = push_in_chunks(&mut dec, &wire, 1000);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].data, a);
+        assert_eq!(got[1].data, b);
+        assert!(got[1].compressed);
+        assert_eq!(got[2].data, a);
+        dec.finish().unwrap();
+    }
+
+    #[test]
+    fn a_declared_length_alone_reserves_nothing() {
+        let mut dec = MessageDecoder::new(4 << 20);
+        let mut wire = vec![0u8];
+        wire.extend_from_slice(&(4u32 << 20).to_be_bytes());
+        wire.extend_from_slice(b"0123456789");
+        dec.push(Bytes::from(wire));
+        assert_eq!(dec.decode(), Ok(None));
+        assert!(
+            dec.assembly.capacity() <= 4096,
+            "reserved {} bytes for 10 received",
+            dec.assembly.capacity()
+        );
+        // Growth follows what arrives, at most doubling it.
+        dec.push(Bytes::from(vec![7u8; 100_000]));
+        assert_eq!(dec.decode(), Ok(None));
+        assert!(dec.assembly.capacity() <= 2 * 100_010);
+        assert_eq!(dec.buffered(), HEADER_LEN + 100_010);
+        assert_eq!(
+            dec.finish(),
+            Err(DecodeError::Truncated {
+                buffered: HEADER_LEN + 100_010
+            })
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Encoding: one message into a 5-byte header and its payload.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HEADER_LEN;
 use crate::compression::{compress, CompressionEncoding};
@@ -53,6 +53,65 @@ pub fn encode_message<M: prost::Message>(
         }
     }
     Ok(())
+}
+
+/// The send buffer of one stream: messages are framed into it (several per
+/// batch) and taken out as one chunk per batch.
+///
+/// A chunk stays alive in the HTTP/2 send queue until it is written out, so
+/// a buffer cannot use its memory again for the next batch at once. Two
+/// allocations are kept, and a batch goes into whichever the transport is
+/// done with: a stream of large messages then does not allocate (and fault
+/// in) fresh memory for every message.
+#[derive(Debug, Default)]
+pub(crate) struct EncodeBuf {
+    current: BytesMut,
+    spare: BytesMut,
+}
+
+impl EncodeBuf {
+    /// Appends one framed message to the batch; see [`encode_message`].
+    pub(crate) fn encode<M: prost::Message>(
+        &mut self,
+        msg: &M,
+        compression: Option<CompressionEncoding>,
+        max_message_size: usize,
+    ) -> Result<(), Status> {
+        if self.current.is_empty() {
+            self.pick(HEADER_LEN + msg.encoded_len());
+        }
+        encode_message(msg, compression, max_message_size, &mut self.current)
+    }
+
+    /// Makes `current` a buffer with room for `needed` bytes without a new
+    /// allocation, if either kept allocation is free again.
+    fn pick(&mut self, needed: usize) {
+        if self.current.try_reclaim(needed) {
+            return;
+        }
+        if self.spare.try_reclaim(needed) {
+            std::mem::swap(&mut self.current, &mut self.spare);
+        }
+    }
+
+    /// Bytes in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Whether the batch is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
+    /// Takes the batch out.
+    pub(crate) fn take(&mut self) -> Bytes {
+        let batch = self.current.split().freeze();
+        // The next batch goes to the other allocation, which has had longer
+        // to be written out.
+        std::mem::swap(&mut self.current, &mut self.spare);
+        batch
+    }
 }
 
 fn check_len(len: usize, max: usize) -> Result<(), Status> {
@@ -183,5 +242,39 @@ mod tests {
         }
         dec.finish().unwrap();
         assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn encode_buf_uses_memory_the_transport_is_done_with() {
+        let big = Hello {
+            name: "x".repeat(200_000),
+        };
+        let mut buf = EncodeBuf::default();
+        buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        let first = buf.take();
+        // The first batch is still queued: the second goes elsewhere.
+        buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        let second = buf.take();
+        assert_ne!(first.as_ptr(), second.as_ptr());
+        let first_ptr = first.as_ptr();
+        let len = first.len();
+        drop(first);
+        // Were the memory freed with the batch, this would likely take it.
+        let squatter = vec![1u8; len];
+        buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        let third = buf.take();
+        assert_eq!(third.as_ptr(), first_ptr);
+        assert_eq!(third, second, "the batch still queued is untouched");
+        assert_eq!(squatter[0], 1);
+        // Several small messages make one batch.
+        for _ in 0..3 {
+            buf.encode(&Hello { name: "hi".into() }, None, 100).unwrap();
+        }
+        assert_eq!(buf.len(), 3 * (HEADER_LEN + 4));
+        assert_eq!(
+            &buf.take()[..HEADER_LEN + 4],
+            b"\x00\x00\x00\x00\x04\x0a\x02hi"
+        );
+        assert!(buf.is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use h2::server::SendResponse;
@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::shutdown::{Signal, TrackerGuard};
 use super::ServerConfig;
-use crate::codec::encode_message;
+use crate::codec::EncodeBuf;
 use crate::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
 use crate::headers;
 use crate::streaming::{RecvBody, Side};
@@ -347,7 +347,7 @@ where
         return;
     }
     let mut messages = pin!(messages);
-    let mut buf = BytesMut::new();
+    let mut buf = EncodeBuf::default();
     loop {
         let next = poll_fn(|cx| {
             if let Poll::Ready(item) = messages.as_mut().poll_next(cx) {
@@ -370,9 +370,7 @@ where
             match item {
                 Some(Ok(message)) => {
                     let encoding = MessageCompression::apply(switch.as_ref(), sink.encoding);
-                    if let Err(status) =
-                        encode_message(&message, encoding, sink.max_message_size, &mut buf)
-                    {
+                    if let Err(status) = buf.encode(&message, encoding, sink.max_message_size) {
                         break Some(status);
                     }
                 }
@@ -388,7 +386,7 @@ where
             }
         };
         if !buf.is_empty() {
-            if let Err(err) = sink.send_data(buf.split().freeze()).await {
+            if let Err(err) = sink.send_data(buf.take()).await {
                 tracing::debug!(%err, "response stream closed while sending");
                 return;
             }
