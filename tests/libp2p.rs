@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::libp2p::{Net, Peer, Served, NETS};
 use common::*;
 use futures::channel::{mpsc, oneshot};
 use futures::future::join_all;
@@ -15,42 +16,10 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::StreamExt;
 use p2p_grpc::client::Grpc;
 use p2p_grpc::libp2p::libp2p::identity::Keypair;
-use p2p_grpc::libp2p::libp2p::{Multiaddr, PeerId, StreamProtocol};
+use p2p_grpc::libp2p::libp2p::{Multiaddr, StreamProtocol};
 use p2p_grpc::libp2p::{GrpcStream, GrpcStreamBuilder, GrpcStreamError, Node, DEFAULT_PROTOCOL};
 use p2p_grpc::server::{CallFuture, ServerCall, Service};
 use p2p_grpc::{BoxStream, Channel, Code, Request, Response, Status, Streaming};
-
-#[derive(Debug, Clone, Copy)]
-enum Net {
-    Memory,
-    Tcp,
-}
-
-const NETS: [Net; 2] = [Net::Memory, Net::Tcp];
-
-impl Net {
-    fn node(self, keypair: Option<Keypair>) -> Node {
-        let mut builder = Node::builder();
-        if let Some(keypair) = keypair {
-            builder = builder.keypair(keypair);
-        }
-        match self {
-            Net::Memory => builder.memory_transport(),
-            Net::Tcp => builder.tcp_transport(),
-        }
-        .build()
-        .unwrap()
-    }
-
-    fn any_addr(self) -> Multiaddr {
-        match self {
-            Net::Memory => "/memory/0",
-            Net::Tcp => "/ip4/127.0.0.1/tcp/0",
-        }
-        .parse()
-        .unwrap()
-    }
-}
 
 const WHO_UNARY: &str = "/test.Who/Unary";
 const WHO_COLLECT: &str = "/test.Who/Collect";
@@ -108,74 +77,17 @@ impl Service for WhoService {
     }
 }
 
-/// A node serving the echo and who services through a `GrpcStream`.
-struct Served {
-    node: Node,
-    grpc: GrpcStream,
-    /// The listen address, with `/p2p/<peer id>`.
-    addr: Multiaddr,
-    events: mpsc::UnboundedReceiver<Event>,
-}
-
-impl Served {
-    fn peer(&self) -> PeerId {
-        self.node.peer_id()
-    }
-}
-
+/// Serves on `node` with the who service beside the echo service.
 async fn serve_on(
     node: Node,
     listen: Multiaddr,
     configure: impl FnOnce(GrpcStreamBuilder) -> GrpcStreamBuilder,
 ) -> Served {
-    let (events_tx, events) = mpsc::unbounded();
-    let echo = EchoService {
-        runtime: runtime(),
-        events: events_tx,
-    };
-    let grpc = configure(
-        GrpcStream::builder()
-            .add_service(echo)
-            .add_service(WhoService),
-    )
-    .build(node.control())
-    .unwrap();
-    grpc.serve().unwrap();
-    let addr = node.listen_on(listen).await.unwrap();
-    Served {
-        node,
-        grpc,
-        addr,
-        events,
-    }
+    common::libp2p::serve_on(node, listen, |b| configure(b.add_service(WhoService))).await
 }
 
 async fn serve(net: Net, configure: impl FnOnce(GrpcStreamBuilder) -> GrpcStreamBuilder) -> Served {
     serve_on(net.node(None), net.any_addr(), configure).await
-}
-
-/// A node that knows the server's address and calls it.
-struct Client {
-    node: Node,
-    grpc: GrpcStream,
-}
-
-impl Client {
-    fn new(net: Net, server: &Served) -> Client {
-        let node = net.node(None);
-        node.add_address(server.peer(), server.addr.clone());
-        let grpc = GrpcStream::new(node.control()).unwrap();
-        Client { node, grpc }
-    }
-
-    /// A reconnecting client to `peer`.
-    fn to(&self, peer: PeerId) -> Grpc {
-        Grpc::new(self.grpc.client(peer))
-    }
-
-    fn id(&self) -> String {
-        self.node.peer_id().to_string()
-    }
 }
 
 async fn four_call_kinds(grpc: &Grpc) {
@@ -270,7 +182,7 @@ fn four_call_kinds_over_memory_and_tcp() {
     run(async {
         for net in NETS {
             let server = serve(net, |b| b).await;
-            let client = Client::new(net, &server);
+            let client = Peer::new(net, &server);
             four_call_kinds(&client.to(server.peer())).await;
         }
     });
@@ -281,8 +193,8 @@ fn every_handler_kind_sees_the_remote_peer_id() {
     run(async {
         for net in NETS {
             let server = serve(net, |b| b).await;
-            let client = Client::new(net, &server);
-            every_handler_sees(&client.to(server.peer()), &client.id()).await;
+            let client = Peer::new(net, &server);
+            every_handler_sees(&client.to(server.peer()), &client.name()).await;
 
             // The same over a stream opened by hand and wrapped.
             let stream = client
@@ -291,7 +203,7 @@ fn every_handler_kind_sees_the_remote_peer_id() {
                 .await
                 .unwrap();
             let channel = client.grpc.wrap_client(stream).await.unwrap();
-            every_handler_sees(&Grpc::new(channel), &client.id()).await;
+            every_handler_sees(&Grpc::new(channel), &client.name()).await;
         }
     });
 }
@@ -301,7 +213,7 @@ fn sixty_four_peers_opening_streams_at_once_are_all_served() {
     run(async {
         for net in NETS {
             let server = serve(net, |b| b).await;
-            let clients: Vec<Client> = (0..64).map(|_| Client::new(net, &server)).collect();
+            let clients: Vec<Peer> = (0..64).map(|_| Peer::new(net, &server)).collect();
             // Connect first, so that the 64 streams are opened together.
             let dialed = join_all(clients.iter().map(|c| c.node.dial(server.addr.clone()))).await;
             assert!(dialed
@@ -317,7 +229,7 @@ fn sixty_four_peers_opening_streams_at_once_are_all_served() {
             .await;
             for (client, reply) in clients.iter().zip(replies) {
                 let reply = reply.unwrap_or_else(|status| panic!("{net:?}: {status:?}"));
-                assert_eq!(reply.get_ref().text, client.id());
+                assert_eq!(reply.get_ref().text, client.name());
             }
         }
     });
@@ -330,7 +242,7 @@ fn a_peer_going_away_fails_the_call_and_the_channel_recovers_when_it_is_back() {
             let keypair = Keypair::generate_ed25519();
             let server = serve_on(net.node(Some(keypair.clone())), net.any_addr(), |b| b).await;
             let server_peer = server.peer();
-            let client = Client::new(net, &server);
+            let client = Peer::new(net, &server);
             let grpc = client.to(server_peer);
             grpc.unary::<_, Msg>(Request::new(Msg::text("before")), UNARY)
                 .await
@@ -388,7 +300,7 @@ fn a_peer_going_away_fails_the_call_and_the_channel_recovers_when_it_is_back() {
                 .unary::<_, Msg>(Request::new(Msg::default()), WHO_UNARY)
                 .await
                 .unwrap();
-            assert_eq!(reply.get_ref().text, client.id());
+            assert_eq!(reply.get_ref().text, client.name());
         }
     });
 }
@@ -413,11 +325,11 @@ fn the_authorisation_hook_sees_peer_and_method() {
             })
             .await;
             denied.add_address(server.peer(), server.addr.clone());
-            let denied = Client {
+            let denied = Peer {
                 grpc: GrpcStream::new(denied.control()).unwrap(),
                 node: denied,
             };
-            let allowed = Client::new(net, &server);
+            let allowed = Peer::new(net, &server);
 
             let grpc = denied.to(server.peer());
             let status = grpc
@@ -427,7 +339,7 @@ fn the_authorisation_hook_sees_peer_and_method() {
             assert_eq!(status.code(), Code::PermissionDenied);
             assert_eq!(status.message(), "not you");
             // Other methods stay allowed to the same peer on the same channel.
-            every_handler_sees(&grpc, &denied.id()).await;
+            every_handler_sees(&grpc, &denied.name()).await;
             // And the method stays allowed to other peers.
             allowed
                 .to(server.peer())
@@ -466,7 +378,7 @@ fn shutdown_lets_running_calls_finish_and_refuses_new_streams() {
     run(async {
         for net in NETS {
             let mut server = serve(net, |b| b).await;
-            let client = Client::new(net, &server);
+            let client = Peer::new(net, &server);
             let grpc = client.to(server.peer());
             let (result_tx, result) = oneshot::channel();
             let slow = grpc.clone();
@@ -523,7 +435,7 @@ fn a_stream_of_junk_does_not_disturb_other_streams() {
     run(async {
         for net in NETS {
             let server = serve(net, |b| b).await;
-            let client = Client::new(net, &server);
+            let client = Peer::new(net, &server);
             let grpc = client.to(server.peer());
 
             // A call in flight on one stream.
@@ -565,7 +477,7 @@ fn a_stream_of_junk_does_not_disturb_other_streams() {
 fn streams_beyond_the_per_peer_limit_are_closed() {
     run(async {
         let server = serve(Net::Memory, |b| b.max_connections_per_peer(Some(2))).await;
-        let client = Client::new(Net::Memory, &server);
+        let client = Peer::new(Net::Memory, &server);
         let client_peer = client.node.peer_id();
         let mut kept = Vec::new();
         for _ in 0..2 {
@@ -579,7 +491,7 @@ fn streams_beyond_the_per_peer_limit_are_closed() {
                 .unary::<_, Msg>(Request::new(Msg::default()), WHO_UNARY)
                 .await
                 .unwrap();
-            assert_eq!(reply.get_ref().text, client.id());
+            assert_eq!(reply.get_ref().text, client.name());
             kept.push(grpc);
         }
         assert_eq!(server.grpc.connections_of(&client_peer), 2);
@@ -610,7 +522,7 @@ fn streams_beyond_the_per_peer_limit_are_closed() {
 fn calls_per_connection_limit_queues_extra_calls() {
     run(async {
         let mut server = serve(Net::Memory, |b| b.max_calls_per_connection(Some(1))).await;
-        let client = Client::new(Net::Memory, &server);
+        let client = Peer::new(Net::Memory, &server);
         let grpc = client.to(server.peer());
         // Settle the connection (and its SETTINGS) first.
         grpc.unary::<_, Msg>(Request::new(Msg::default()), UNARY)

@@ -21,6 +21,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::libp2p::{serve, Net, Peer, NETS};
 use common::*;
 use futures::channel::oneshot;
 use futures::future::{join_all, Either};
@@ -29,8 +30,7 @@ use futures::StreamExt;
 use h2::client::SendRequest;
 use http::Method;
 use p2p_grpc::client::Grpc;
-use p2p_grpc::libp2p::libp2p::{Multiaddr, PeerId, Stream};
-use p2p_grpc::libp2p::{GrpcStream, GrpcStreamBuilder, Node, DEFAULT_PROTOCOL};
+use p2p_grpc::libp2p::libp2p::Stream;
 use p2p_grpc::{Code, Request, Server, Status};
 use prost::Message;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -129,107 +129,6 @@ fn run_watched<F: std::future::Future<Output = ()>>(body: F) {
 
 // ---------------------------------------------------------------------------
 // Nodes.
-
-#[derive(Debug, Clone, Copy)]
-enum Net {
-    Memory,
-    Tcp,
-}
-
-const NETS: [Net; 2] = [Net::Memory, Net::Tcp];
-
-impl Net {
-    fn node(self) -> Node {
-        match self {
-            Net::Memory => Node::builder().memory_transport(),
-            Net::Tcp => Node::builder().tcp_transport(),
-        }
-        .build()
-        .unwrap()
-    }
-
-    fn any_addr(self) -> Multiaddr {
-        match self {
-            Net::Memory => "/memory/0",
-            Net::Tcp => "/ip4/127.0.0.1/tcp/0",
-        }
-        .parse()
-        .unwrap()
-    }
-}
-
-/// A node serving the echo service through a `GrpcStream`.
-struct Served {
-    node: Node,
-    grpc: GrpcStream,
-    addr: Multiaddr,
-    events: futures::channel::mpsc::UnboundedReceiver<Event>,
-}
-
-impl Served {
-    fn peer(&self) -> PeerId {
-        self.node.peer_id()
-    }
-}
-
-async fn serve(net: Net, configure: impl FnOnce(GrpcStreamBuilder) -> GrpcStreamBuilder) -> Served {
-    let node = net.node();
-    let (events_tx, events) = futures::channel::mpsc::unbounded();
-    let echo = EchoService {
-        runtime: runtime(),
-        events: events_tx,
-    };
-    let grpc = configure(GrpcStream::builder().add_service(echo))
-        .build(node.control())
-        .unwrap();
-    grpc.serve().unwrap();
-    let addr = node.listen_on(net.any_addr()).await.unwrap();
-    Served {
-        node,
-        grpc,
-        addr,
-        events,
-    }
-}
-
-/// A node that knows the server's address: a well-behaved client, or a
-/// hostile one speaking through raw streams.
-struct Peer {
-    node: Node,
-    grpc: GrpcStream,
-}
-
-impl Peer {
-    fn new(net: Net, server: &Served) -> Peer {
-        let node = net.node();
-        node.add_address(server.peer(), server.addr.clone());
-        let grpc = GrpcStream::new(node.control()).unwrap();
-        Peer { node, grpc }
-    }
-
-    fn id(&self) -> PeerId {
-        self.node.peer_id()
-    }
-
-    /// A reconnecting client to `server`.
-    fn client(&self, server: &Served) -> Grpc {
-        Grpc::new(self.grpc.client(server.peer()))
-    }
-
-    /// A raw libp2p stream of the gRPC protocol to `server`.
-    async fn raw_stream(&self, server: &Served) -> Stream {
-        self.node
-            .open_stream(server.peer(), DEFAULT_PROTOCOL)
-            .await
-            .unwrap()
-    }
-
-    /// A client over one fresh stream, without reconnection.
-    async fn wrapped(&self, server: &Served) -> Result<Grpc, p2p_grpc::Error> {
-        let stream = self.raw_stream(server).await;
-        Ok(Grpc::new(self.grpc.wrap_client(stream).await?))
-    }
-}
 
 /// Waits until `check` holds. The states checked here change in the same
 /// task poll that closes the stream the test just saw closed, so the first

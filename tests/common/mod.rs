@@ -3,6 +3,9 @@
 //! that uses whichever runtime feature is enabled.
 #![allow(dead_code)]
 
+#[cfg(feature = "libp2p")]
+pub mod libp2p;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
