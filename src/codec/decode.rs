@@ -249,8 +249,8 @@ impl MessageDecoder {
     }
 
     /// Starts assembling a message of `len` payload bytes whose header has
-    /// been skipped: the buffered part of its payload (all of what is
-    /// buffered, since it is incomplete) moves into the assembly buffer.
+    /// been skipped: the buffered part of its payload (up to `len` bytes;
+    /// what follows it stays queued) moves into the assembly buffer.
     fn start_assembly(&mut self, compressed: bool, len: usize) {
         debug_assert!(self.assembly.is_empty());
         // Use the kept allocation again if the previous message is gone.
@@ -258,11 +258,20 @@ impl MessageDecoder {
             self.assembly = BytesMut::new();
         }
         self.flush_tail();
-        let chunks = std::mem::take(&mut self.chunks);
-        // The header stays counted until the message is returned.
-        self.buffered = HEADER_LEN;
-        for chunk in &chunks {
-            self.assemble(chunk, len);
+        // The header stays counted until the message is returned; `assemble`
+        // counts the payload bytes again as it moves them.
+        self.buffered += HEADER_LEN;
+        while self.assembly.len() < len {
+            let Some(mut front) = self.chunks.pop_front() else {
+                break;
+            };
+            let k = (len - self.assembly.len()).min(front.len());
+            self.buffered -= k;
+            self.assemble(&front[..k], len);
+            front.advance(k);
+            if !front.is_empty() {
+                self.chunks.push_front(front);
+            }
         }
         self.partial = Some(Partial { compressed, len });
     }
@@ -690,6 +699,31 @@ mod tests {
         assert!(got[1].compressed);
         assert_eq!(got[2].data, a);
         dec.finish().unwrap();
+    }
+
+    #[test]
+    fn spanning_messages_pushed_before_any_decode() {
+        // Found by the message_decoder fuzz target: a spanning message
+        // followed by others in the chunks already queued.
+        let a = vec![b'a'; 3000];
+        let b = vec![b'b'; 2500];
+        let mut wire = frame(0, &a);
+        wire.extend(frame(1, &b));
+        wire.extend(frame(0, b"tail"));
+        wire.extend(&frame(0, b"partial")[..7]);
+        let mut dec = MessageDecoder::new(1 << 20);
+        for chunk in wire.chunks(1500) {
+            dec.push(Bytes::copy_from_slice(chunk));
+        }
+        assert_eq!(dec.buffered(), wire.len());
+        let got = drain(&mut dec);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].data, a);
+        assert_eq!(got[1].data, b);
+        assert!(got[1].compressed);
+        assert_eq!(got[2].data, &b"tail"[..]);
+        assert_eq!(dec.buffered(), 7);
+        assert_eq!(dec.finish(), Err(DecodeError::Truncated { buffered: 7 }));
     }
 
     #[test]
