@@ -94,6 +94,10 @@ impl From<DecodeError> for Status {
 /// is checked against the limit as soon as a header is complete, before
 /// anything is allocated for the payload, and the assembly buffer grows with
 /// the bytes that actually arrive (a header alone reserves nothing).
+///
+/// The kept allocation is as large as the largest spanning message received
+/// so far (at most the limit) and lives as long as the decoder, that is, as
+/// long as the call.
 #[derive(Debug)]
 pub struct MessageDecoder {
     /// Received chunks, none empty, followed logically by `tail`; empty
