@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -19,6 +19,8 @@ use futures::io::{AsyncRead, AsyncWrite};
 use libp2p::core::multiaddr::{Multiaddr, Protocol};
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::Transport;
+
+use crate::transport::tcp::AsyncIoTcp;
 
 /// A TCP transport for libp2p built on [`async_io`].
 ///
@@ -145,7 +147,7 @@ impl Transport for TcpTransport {
         Ok(async move {
             let stream = Async::<std::net::TcpStream>::connect(socket_addr).await?;
             stream.get_ref().set_nodelay(true)?;
-            Ok(TcpStream(stream))
+            Ok(TcpStream(AsyncIoTcp::new(stream)))
         }
         .boxed())
     }
@@ -187,7 +189,7 @@ fn poll_accept(
                 let upgrade = stream
                     .set_nodelay(true)
                     .and_then(|()| Async::new(stream))
-                    .map(TcpStream);
+                    .map(|stream| TcpStream(AsyncIoTcp::new(stream)));
                 let local_addr = match local {
                     Ok(local) => multiaddr_of(local),
                     Err(error) => {
@@ -303,7 +305,7 @@ fn default_route_ip(probe: SocketAddr) -> Option<IpAddr> {
 /// Unlike `Async<TcpStream>` itself, closing it (`poll_close`) shuts the
 /// write half down, so the peer reads EOF.
 #[derive(Debug)]
-pub struct TcpStream(Async<std::net::TcpStream>);
+pub struct TcpStream(AsyncIoTcp);
 
 impl TcpStream {
     /// The underlying socket.
@@ -313,7 +315,7 @@ impl TcpStream {
 
     /// The `async-io` wrapper around the socket.
     pub fn into_inner(self) -> Async<std::net::TcpStream> {
-        self.0
+        self.0.into_inner()
     }
 }
 
@@ -324,14 +326,6 @@ impl AsyncRead for TcpStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [io::IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_read_vectored(cx, bufs)
     }
 }
 
@@ -356,15 +350,8 @@ impl AsyncWrite for TcpStream {
         Pin::new(&mut self.0).poll_flush(cx)
     }
 
-    /// Flushes, then shuts the write half down so that the peer sees EOF.
-    /// (`async-io`'s own `poll_close` only flushes.)
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures::ready!(Pin::new(&mut self.0).poll_flush(cx))?;
-        match self.0.get_ref().shutdown(Shutdown::Write) {
-            // The peer has already gone: the stream is closed either way.
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
-            result => Poll::Ready(result),
-        }
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
 

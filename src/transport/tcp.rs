@@ -7,10 +7,13 @@
 //!
 //! [`Runtime::tcp_connect`]: crate::rt::Runtime::tcp_connect
 
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use async_io::Async;
+use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 
 use super::BoxIo;
@@ -21,7 +24,7 @@ pub(crate) fn connect(addr: SocketAddr) -> Connecting {
     Box::pin(async move {
         let stream = Async::<TcpStream>::connect(addr).await?;
         stream.get_ref().set_nodelay(true)?;
-        Ok(Box::new(stream) as BoxIo)
+        Ok(Box::new(AsyncIoTcp::new(stream)) as BoxIo)
     })
 }
 
@@ -31,9 +34,136 @@ pub(crate) fn incoming(listener: TcpListener) -> io::Result<Incoming> {
     Ok(futures::stream::unfold(listener, |listener| async move {
         let accepted = listener.accept().await.and_then(|(stream, _)| {
             stream.get_ref().set_nodelay(true)?;
-            Ok(Box::new(stream) as BoxIo)
+            Ok(Box::new(AsyncIoTcp::new(stream)) as BoxIo)
         });
         Some((accepted, listener))
     })
     .boxed())
+}
+
+/// An async-io TCP stream, as the helpers and libp2p's `TcpTransport` use
+/// it, with two changes from `Async<TcpStream>`:
+///
+/// - it skips the read it knows would find nothing. h2 reads until a read
+///   is pending, so every batch of incoming frames ends with a read that
+///   fails with `EAGAIN` before async-io registers interest in readability.
+///   A read that returns less than it was offered has drained the socket's
+///   receive queue; the next read waits for readability first (async-io
+///   reports data that arrived in between as readiness, so nothing is
+///   missed) and saves that system call;
+/// - closing it (`poll_close`) shuts the write half down, so the peer reads
+///   EOF (`Async`'s own `poll_close` only flushes).
+#[derive(Debug)]
+pub(crate) struct AsyncIoTcp {
+    io: Async<TcpStream>,
+    drained: bool,
+}
+
+impl AsyncIoTcp {
+    pub(crate) fn new(io: Async<TcpStream>) -> Self {
+        AsyncIoTcp { io, drained: false }
+    }
+
+    /// The socket.
+    pub(crate) fn get_ref(&self) -> &TcpStream {
+        self.io.get_ref()
+    }
+
+    /// The `async-io` handle of the socket.
+    pub(crate) fn into_inner(self) -> Async<TcpStream> {
+        self.io
+    }
+}
+
+impl AsyncRead for AsyncIoTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.drained && !buf.is_empty() {
+            ready!(self.io.poll_readable(cx))?;
+            self.drained = false;
+        }
+        let n = ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+        self.drained = n < buf.len();
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for AsyncIoTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        match self.io.get_ref().shutdown(Shutdown::Write) {
+            // The peer has already gone: the stream is closed either way.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            result => Poll::Ready(result),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn reads_after_a_short_read_see_every_byte() {
+        async_io::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut incoming = incoming(listener).unwrap();
+            let mut client = connect(addr).await.unwrap();
+            let mut server = incoming.next().await.unwrap().unwrap();
+            let mut buf = [0u8; 64];
+
+            // A short read marks the socket drained ...
+            client.write_all(b"first").await.unwrap();
+            let n = server.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"first");
+            // ... data that arrived since is still seen ...
+            client.write_all(b"second").await.unwrap();
+            let n = server.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"second");
+            // ... and so is data that arrives while the read waits.
+            let (read, ()) = futures::join!(server.read(&mut buf), async {
+                // Let the read run first and find nothing.
+                let mut yielded = false;
+                futures::future::poll_fn(|cx| {
+                    if yielded {
+                        return Poll::Ready(());
+                    }
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                })
+                .await;
+                client.write_all(b"third").await.unwrap();
+            });
+            assert_eq!(&buf[..read.unwrap()], b"third");
+            // The end of the stream is a read of 0.
+            client.close().await.unwrap();
+            assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        });
+    }
 }
