@@ -67,6 +67,9 @@ pub fn encode_message<M: prost::Message>(
 pub(crate) struct EncodeBuf {
     current: BytesMut,
     spare: BytesMut,
+    /// The length of the last batch taken: what the next one likely needs
+    /// (a hint only; encoding reserves what it really needs).
+    last: usize,
 }
 
 impl EncodeBuf {
@@ -78,13 +81,14 @@ impl EncodeBuf {
         max_message_size: usize,
     ) -> Result<(), Status> {
         if self.current.is_empty() {
-            self.pick(HEADER_LEN + msg.encoded_len());
+            self.pick(self.last);
         }
         encode_message(msg, compression, max_message_size, &mut self.current)
     }
 
     /// Makes `current` a buffer with room for `needed` bytes without a new
-    /// allocation, if either kept allocation is free again.
+    /// allocation, if either kept allocation is free again (a freed one is
+    /// reclaimed whole, whatever `needed` is).
     fn pick(&mut self, needed: usize) {
         if self.current.try_reclaim(needed) {
             return;
@@ -107,6 +111,7 @@ impl EncodeBuf {
     /// Takes the batch out.
     pub(crate) fn take(&mut self) -> Bytes {
         let batch = self.current.split().freeze();
+        self.last = batch.len();
         // The next batch goes to the other allocation, which has had longer
         // to be written out.
         std::mem::swap(&mut self.current, &mut self.spare);
