@@ -216,22 +216,19 @@ impl MessageDecoder {
         }
     }
 
-    /// Takes the first `n` buffered bytes (all in `chunks`), which lie in
-    /// the front chunk.
-    fn take(&mut self, n: usize) -> Bytes {
+    /// Takes the first `n` buffered bytes, without a copy, when the front
+    /// chunk holds them all.
+    fn take_from_front(&mut self, n: usize) -> Option<Bytes> {
         if n == 0 {
-            return Bytes::new();
+            return Some(Bytes::new());
         }
-        let front = self
-            .chunks
-            .front_mut()
-            .expect("take: the front chunk holds the message");
+        let front = self.chunks.front_mut().filter(|front| front.len() >= n)?;
         let data = front.split_to(n);
         if front.is_empty() {
             self.chunks.pop_front();
         }
         self.buffered -= n;
-        data
+        Some(data)
     }
 
     /// Appends `bytes` to the payload being assembled (`len` bytes in all),
@@ -321,11 +318,10 @@ impl MessageDecoder {
         let len = len as usize;
         self.flush_tail();
         self.skip(HEADER_LEN);
-        let in_front = self.chunks.front().map_or(0, Bytes::len);
-        if in_front >= len {
+        if let Some(data) = self.take_from_front(len) {
             return Ok(Some(RawMessage {
                 compressed: flag == 1,
-                data: self.take(len),
+                data,
             }));
         }
         // The payload spans chunks: gather it as it comes.
