@@ -112,14 +112,7 @@ async fn four_call_kinds(grpc: &Grpc) {
     let texts: Vec<String> = replies.map(|reply| reply.unwrap().text).collect().await;
     assert_eq!(texts, ["0", "1", "2", "3", "4"]);
 
-    let (mut sender, receiver) = feeder();
-    feed(&mut sender, Msg::count("ping", 0)).await;
-    let mut replies = grpc
-        .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(replies.message().await.unwrap().unwrap().count, 0);
+    let (mut sender, mut replies) = open_chat(grpc, 0).await;
     for i in 1..10 {
         feed(&mut sender, Msg::count("ping", i)).await;
         assert_eq!(replies.message().await.unwrap().unwrap().count, i);
@@ -249,14 +242,7 @@ fn a_peer_going_away_fails_the_call_and_the_channel_recovers_when_it_is_back() {
                 .unwrap();
 
             // A bidi call in flight.
-            let (mut sender, receiver) = feeder();
-            feed(&mut sender, Msg::count("ping", 1)).await;
-            let mut replies = grpc
-                .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(replies.message().await.unwrap().unwrap().count, 1);
+            let (_sender, mut replies) = open_chat(&grpc, 1).await;
 
             // The server goes away.
             server.node.shutdown().await;
@@ -439,14 +425,7 @@ fn a_stream_of_junk_does_not_disturb_other_streams() {
             let grpc = client.to(server.peer());
 
             // A call in flight on one stream.
-            let (mut sender, receiver) = feeder();
-            feed(&mut sender, Msg::count("ping", 1)).await;
-            let mut replies = grpc
-                .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(replies.message().await.unwrap().unwrap().count, 1);
+            let (mut sender, mut replies) = open_chat(&grpc, 1).await;
 
             // Junk instead of HTTP/2 on another stream.
             let mut junk = client

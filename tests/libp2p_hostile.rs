@@ -292,14 +292,7 @@ fn a_stream_closed_in_the_middle_of_a_message_ends_its_calls_only() {
 
             // A bidi call in flight on a well-behaved channel of the same peer.
             let grpc = peer.client(&server);
-            let (mut sender, receiver) = feeder();
-            feed(&mut sender, Msg::count("ping", 1)).await;
-            let mut replies = grpc
-                .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(replies.message().await.unwrap().unwrap().count, 1);
+            let (mut sender, mut replies) = open_chat(&grpc, 1).await;
             assert_eq!(
                 next_event(&mut server.events).await,
                 Event::Started("chat".into())

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
+use p2p_grpc::client::Grpc;
 use p2p_grpc::rt::SharedRuntime;
 use p2p_grpc::server::{CallFuture, Server, ServerCall, Service};
 use p2p_grpc::{BoxStream, Channel, Code, Request, Response, Status, Streaming};
@@ -328,6 +329,20 @@ pub fn feeder() -> (mpsc::Sender<Msg>, mpsc::Receiver<Msg>) {
 
 pub async fn feed(sender: &mut mpsc::Sender<Msg>, msg: Msg) {
     sender.send(msg).await.unwrap();
+}
+
+/// Opens a bidi `Chat` call with a first `ping` of count `first`, checks that
+/// it comes back, and returns the sender of further requests and the replies.
+pub async fn open_chat(grpc: &Grpc, first: u32) -> (mpsc::Sender<Msg>, Streaming<Msg>) {
+    let (mut sender, receiver) = feeder();
+    feed(&mut sender, Msg::count("ping", first)).await;
+    let mut replies = grpc
+        .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replies.message().await.unwrap().unwrap().count, first);
+    (sender, replies)
 }
 
 pub fn shared<T>(value: T) -> Arc<T> {
