@@ -1,6 +1,7 @@
 //! [`Streaming`]: the incoming messages of a call, as a `Stream`.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -11,6 +12,7 @@ use futures::Stream;
 use crate::client::ConnectionFlag;
 use crate::codec::{decode_message, MessageDecoder, RawMessage};
 use crate::compression::CompressionEncoding;
+use crate::headers;
 use crate::rt::Sleep;
 use crate::{MetadataMap, Status};
 
@@ -25,6 +27,16 @@ use crate::{MetadataMap, Status};
 ///
 /// Dropping a `Streaming` on the client before its end cancels the call
 /// (the HTTP/2 stream is reset with `CANCEL`).
+///
+/// # Response headers
+///
+/// The response stream of a bidi call is handed out as soon as the request
+/// headers are sent, before the server has answered anything: grpc-go and
+/// the C core send their response headers only with the first response
+/// message, that is after they have read a request, so waiting for them
+/// before the caller may send would deadlock. The headers are read with the
+/// first message (or the end of the call), and from then on
+/// [`headers`](Streaming::headers) returns them.
 pub struct Streaming<T> {
     body: RecvBody,
     _message: PhantomData<fn() -> T>,
@@ -61,6 +73,34 @@ pub(crate) struct RecvBody {
     // Client side: the connection the call runs on, marked broken when a
     // read fails with a connection-level error.
     connection: Option<ConnectionFlag>,
+    // Client side: the response headers, once they have arrived.
+    headers: Option<MetadataMap>,
+    // Client side, bidi calls: the response headers still to come. Until
+    // they arrive there is no body to read.
+    pending: Option<PendingHead>,
+}
+
+/// The response of a client call whose headers have not arrived yet, with
+/// the flag of the connection it runs on.
+pub(crate) struct PendingHead {
+    pub(crate) response: h2::client::ResponseFuture,
+    pub(crate) flag: ConnectionFlag,
+}
+
+impl PendingHead {
+    /// The response headers; a connection-level failure marks the
+    /// connection broken.
+    pub(crate) async fn wait(
+        self,
+    ) -> Result<(http::Response<h2::RecvStream>, ConnectionFlag), h2::Error> {
+        match self.response.await {
+            Ok(response) => Ok((response, self.flag)),
+            Err(err) => {
+                self.flag.observe(&err);
+                Err(err)
+            }
+        }
+    }
 }
 
 impl RecvBody {
@@ -82,7 +122,79 @@ impl RecvBody {
             last_compressed: false,
             _cancel: None,
             connection: None,
+            headers: None,
+            pending: None,
         }
+    }
+
+    /// The body of a client call whose response headers are still to come:
+    /// they are awaited when the first message is asked for.
+    pub(crate) fn pending(head: PendingHead, max_message_size: usize) -> Self {
+        let mut body = RecvBody::ended(MetadataMap::new());
+        body.state = State::Messages;
+        body.trailers = None;
+        body.max_message_size = max_message_size;
+        body.pending = Some(head);
+        body
+    }
+
+    /// Reads the response headers of a client call: the response metadata
+    /// and the body to read messages from, or the status of a trailers-only
+    /// (or non-gRPC) response.
+    pub(crate) fn from_response(
+        response: http::Response<h2::RecvStream>,
+        flag: ConnectionFlag,
+        max_message_size: usize,
+    ) -> Result<(MetadataMap, RecvBody), Status> {
+        let (parts, body) = response.into_parts();
+        if let Some(status) = Status::from_header_map(&parts.headers) {
+            // Trailers-only: the headers are the trailers.
+            if status.code() != crate::Code::Ok {
+                return Err(status);
+            }
+            return Ok((
+                MetadataMap::new(),
+                RecvBody::ended(MetadataMap::from_headers(parts.headers)),
+            ));
+        }
+        if parts.status != http::StatusCode::OK {
+            return Err(Status::from_http_status(parts.status));
+        }
+        let is_grpc = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| headers::is_grpc_content_type(value.as_bytes()));
+        if !is_grpc {
+            return Err(Status::internal(format!(
+                "response content-type is not gRPC: {:?}",
+                parts.headers.get(http::header::CONTENT_TYPE)
+            )));
+        }
+        let encoding =
+            CompressionEncoding::from_encoding_header(parts.headers.get(headers::GRPC_ENCODING))
+                .map_err(|status| Status::internal(status.message().to_owned()))?;
+        let mut body = RecvBody::new(body, Side::Client, encoding, max_message_size);
+        body.set_connection(flag);
+        Ok((MetadataMap::from_headers(parts.headers), body))
+    }
+
+    /// Takes over the response head once it arrived: what this body was
+    /// waiting for.
+    fn open(
+        &mut self,
+        response: http::Response<h2::RecvStream>,
+        flag: ConnectionFlag,
+    ) -> Result<(), Status> {
+        let (headers, mut opened) = RecvBody::from_response(response, flag, self.max_message_size)?;
+        opened.deadline = self.deadline.take();
+        opened._cancel = self._cancel.take();
+        opened.headers = Some(headers);
+        *self = opened;
+        Ok(())
+    }
+
+    pub(crate) fn set_headers(&mut self, headers: MetadataMap) {
+        self.headers = Some(headers);
     }
 
     /// A body that already ended, with the given trailers (trailers-only OK).
@@ -99,6 +211,8 @@ impl RecvBody {
             last_compressed: false,
             _cancel: None,
             connection: None,
+            headers: None,
+            pending: None,
         }
     }
 
@@ -131,6 +245,7 @@ impl RecvBody {
         self.state = State::Done;
         // Dropping the receive half resets the stream if it is still open.
         self.body = None;
+        self.pending = None;
         self.deadline = None;
         Poll::Ready(Some(Err(status)))
     }
@@ -147,6 +262,26 @@ impl RecvBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<RawMessage, Status>>> {
+        if self.pending.is_some() {
+            if self.deadline_passed(cx) {
+                return self.fail(Status::deadline_exceeded("deadline exceeded"));
+            }
+            if let Some(head) = self.pending.as_mut() {
+                let arrived = ready!(Pin::new(&mut head.response).poll(cx));
+                if let Some(head) = self.pending.take() {
+                    let opened = match arrived {
+                        Ok(response) => self.open(response, head.flag),
+                        Err(err) => {
+                            head.flag.observe(&err);
+                            Err(Status::from_h2_error(&err))
+                        }
+                    };
+                    if let Err(status) = opened {
+                        return self.fail(status);
+                    }
+                }
+            }
+        }
         loop {
             match self.state {
                 State::Done => return Poll::Ready(None),
@@ -233,6 +368,16 @@ impl<T> Streaming<T> {
             body,
             _message: PhantomData,
         }
+    }
+
+    /// Client side: the response headers (custom metadata the server sent
+    /// before its messages), once they have arrived. They arrive with the
+    /// first message, or with the end of the call, so they are here after
+    /// the first [`message`](Streaming::message) call returned; `None` before
+    /// that, and always on the server (the request metadata is on the
+    /// [`Request`](crate::Request)).
+    pub fn headers(&self) -> Option<&MetadataMap> {
+        self.body.headers.as_ref()
     }
 
     /// Whether the last message returned arrived compressed on the wire.

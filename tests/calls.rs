@@ -195,11 +195,10 @@ fn bidi_interleaves_requests_and_responses() {
             let (mut sender, receiver) = feeder();
             // The first message goes out before any response header exists.
             feed(&mut sender, Msg::count("ping", 0)).await;
-            let response = grpc
+            let mut replies = grpc
                 .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
                 .await
                 .unwrap();
-            let mut replies = response.into_inner();
             assert_eq!(replies.message().await.unwrap().unwrap().text, "ping");
             for i in 1..50 {
                 feed(&mut sender, Msg::count("ping", i)).await;
@@ -218,11 +217,10 @@ fn bidi_server_error_ends_the_stream_with_status() {
         let (server, _events) = echo_server(|b| b);
         let grpc = Grpc::new(memory_channel(&server).await);
         let (mut sender, receiver) = feeder();
-        let response = grpc
+        let mut replies = grpc
             .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
             .await
             .unwrap();
-        let mut replies = response.into_inner();
         feed(&mut sender, Msg::text("one")).await;
         assert_eq!(replies.message().await.unwrap().unwrap().text, "one");
         feed(&mut sender, Msg::text("fail:10:stop it")).await;

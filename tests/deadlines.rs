@@ -65,8 +65,7 @@ fn streaming_deadline_ends_the_stream_on_both_sides() {
             let grpc = Grpc::new(channel(&server, transport).await);
             let (mut sender, receiver) = feeder();
             let request = Request::new(receiver).with_timeout(Duration::from_millis(300));
-            let response = grpc.streaming::<_, _, Msg>(request, CHAT).await.unwrap();
-            let mut replies = response.into_inner();
+            let mut replies = grpc.streaming::<_, _, Msg>(request, CHAT).await.unwrap();
             feed(&mut sender, Msg::text("before")).await;
             assert_eq!(replies.message().await.unwrap().unwrap().text, "before");
             assert_eq!(next_event(&mut events).await, Event::Started("chat".into()));
@@ -122,11 +121,10 @@ fn dropping_a_response_stream_cancels_the_bidi_handler() {
         let (server, mut events) = echo_server(|b| b);
         let grpc = Grpc::new(memory_channel(&server).await);
         let (mut sender, receiver) = feeder();
-        let response = grpc
+        let mut replies = grpc
             .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
             .await
             .unwrap();
-        let mut replies = response.into_inner();
         feed(&mut sender, Msg::text("hi")).await;
         assert_eq!(replies.message().await.unwrap().unwrap().text, "hi");
         assert_eq!(next_event(&mut events).await, Event::Started("chat".into()));

@@ -159,8 +159,7 @@ async fn every_handler_sees(grpc: &Grpc, expected: &str) {
     let mut replies = grpc
         .streaming::<_, _, Msg>(Request::new(receiver), WHO_CHAT)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         replies.message().await.unwrap().unwrap(),
         Msg::count(expected, 7),

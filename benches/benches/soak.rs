@@ -438,8 +438,7 @@ async fn run_call(grpc: &Grpc, runtime: &SharedRuntime, plan: &Plan) -> (Outcome
                 let items: Vec<Item> = (0..plan.count).map(|i| plan.item(i)).collect();
                 let mut replies = grpc
                     .streaming::<_, _, Item>(plan.request(futures::stream::iter(items)), CHAT)
-                    .await?
-                    .into_inner();
+                    .await?;
                 let mut i = 0;
                 loop {
                     if plan.cancel == Cancel::DropStream(i) {

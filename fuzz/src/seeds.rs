@@ -890,7 +890,7 @@ async fn expand_call(grpc: &Grpc) {
         .server_streaming::<_, Msg>(Request::new(Msg::count("", 3)), echo::EXPAND)
         .await
         .unwrap();
-    let got: Vec<_> = response.into_inner().collect().await;
+    let got: Vec<_> = replies.collect().await;
     assert_eq!(got.len(), 3);
 }
 
@@ -909,11 +909,11 @@ fn captured_client_bytes() -> Vec<(String, Vec<u8>)> {
     };
     let chat = |grpc: Grpc| async move {
         let messages = futures::stream::iter(vec![Msg::text("x"), Msg::text("y")]);
-        let response = grpc
+        let mut replies = grpc
             .streaming::<_, _, Msg>(Request::new(messages), echo::CHAT)
             .await
             .unwrap();
-        let got: Vec<_> = response.into_inner().collect().await;
+        let got: Vec<_> = replies.collect().await;
         assert_eq!(got.len(), 2);
     };
     let deadline = |grpc: Grpc| async move {

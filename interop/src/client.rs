@@ -207,12 +207,11 @@ impl InteropClient {
     pub async fn ping_pong(&self) -> CaseResult {
         let rounds = [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)];
         let (mut sender, receiver) = mpsc::channel(1);
-        let response = self
+        let mut stream = self
             .client()
             .full_duplex_call(receiver)
             .await
             .map_err(|status| call_failed("FullDuplexCall", &status))?;
-        let mut stream = response.into_inner();
         for (i, &(response_size, request_size)) in rounds.iter().enumerate() {
             send(&mut sender, output_request(response_size, request_size)).await?;
             let message = next_response(&mut stream, i).await?;
@@ -225,12 +224,11 @@ impl InteropClient {
 
     /// empty_stream: a bidi call with no messages either way.
     pub async fn empty_stream(&self) -> CaseResult {
-        let response = self
+        let mut stream = self
             .client()
             .full_duplex_call(futures::stream::empty())
             .await
             .map_err(|status| call_failed("FullDuplexCall", &status))?;
-        let mut stream = response.into_inner();
         expect_end(&mut stream, 0).await?;
         Ok(())
     }
@@ -256,15 +254,18 @@ impl InteropClient {
         };
         let mut request = Request::new(futures::stream::iter([message]));
         add_echo_metadata(&mut request);
-        let response = self
+        let mut stream = self
             .client()
             .full_duplex_call(request)
             .await
             .map_err(|status| call_failed("FullDuplexCall", &status))?;
-        check_initial(response.metadata(), "FullDuplexCall")?;
-        let mut stream = response.into_inner();
         let message = next_response(&mut stream, 0).await?;
         check_output(&message, LARGE_RESPONSE, 0)?;
+        // The response headers came with the first message.
+        let headers = stream
+            .headers()
+            .ok_or_else(|| fail("FullDuplexCall: no response headers after a message"))?;
+        check_initial(headers, "FullDuplexCall")?;
         let trailers = stream
             .trailers()
             .await
@@ -289,7 +290,7 @@ impl InteropClient {
             .full_duplex_call(futures::stream::iter([message]))
             .await
         {
-            Ok(response) => response.into_inner().trailers().await.map(|_| ()),
+            Ok(mut stream) => stream.trailers().await.map(|_| ()),
             Err(status) => Err(status),
         };
         expect_status(
@@ -357,18 +358,15 @@ impl InteropClient {
         .await?;
         let request = Request::new(receiver).with_timeout(Duration::from_millis(1));
         let result = match self.client().full_duplex_call(request).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                match stream.message().await {
-                    Ok(Some(_)) => {
-                        return Err(fail(
-                            "FullDuplexCall: got a response; expected DEADLINE_EXCEEDED",
-                        ))
-                    }
-                    Ok(None) => Ok(()),
-                    Err(status) => Err(status),
+            Ok(mut stream) => match stream.message().await {
+                Ok(Some(_)) => {
+                    return Err(fail(
+                        "FullDuplexCall: got a response; expected DEADLINE_EXCEEDED",
+                    ))
                 }
-            }
+                Ok(None) => Ok(()),
+                Err(status) => Err(status),
+            },
             Err(status) => Err(status),
         };
         // Keep the request stream open until the call ended.
@@ -398,12 +396,11 @@ impl InteropClient {
     /// cancel_after_first_response: a bidi call cancelled after one response.
     pub async fn cancel_after_first_response(&self) -> CaseResult {
         let (mut sender, receiver) = mpsc::channel(1);
-        let response = self
+        let mut stream = self
             .client()
             .full_duplex_call(receiver)
             .await
             .map_err(|status| call_failed("FullDuplexCall", &status))?;
-        let mut stream = response.into_inner();
         send(&mut sender, output_request(31_415, 27_182)).await?;
         let message = next_response(&mut stream, 0).await?;
         check_output(&message, 31_415, 0)?;

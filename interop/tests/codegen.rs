@@ -242,7 +242,6 @@ fn generated_code_works_end_to_end() {
                 .bidirectional_streaming_echo(stream::iter(vec![request("x", 0), request("y", 0)]))
                 .await
                 .unwrap()
-                .into_inner()
                 .map(|m| m.unwrap().message)
                 .collect()
                 .await;

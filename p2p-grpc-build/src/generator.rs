@@ -196,20 +196,22 @@ impl<'a> ServiceContext<'a> {
                     format!("impl {k}::IntoRequest<{input}>"),
                     "into_request",
                     "unary",
-                    output,
+                    format!("{k}::Response<{output}>"),
                 ),
                 (true, false) => (
                     format!("impl {k}::IntoStreamingRequest<Message = {input}>"),
                     "into_streaming_request",
                     "client_streaming",
-                    output,
+                    format!("{k}::Response<{output}>"),
                 ),
                 (false, true) => (
                     format!("impl {k}::IntoRequest<{input}>"),
                     "into_request",
                     "server_streaming",
-                    format!("{k}::Streaming<{output}>"),
+                    format!("{k}::Response<{k}::Streaming<{output}>>"),
                 ),
+                // Returned as soon as the request headers are sent: the
+                // response headers come with the first message.
                 (true, true) => (
                     format!("impl {k}::IntoStreamingRequest<Message = {input}>"),
                     "into_streaming_request",
@@ -220,7 +222,7 @@ impl<'a> ServiceContext<'a> {
         let _ = writeln!(
             buf,
             "pub async fn {fn_name}(&self, request: {request}) \
-                -> ::core::result::Result<{k}::Response<{response}>, {k}::Status> {{
+                -> ::core::result::Result<{response}, {k}::Status> {{
                 self.inner.{call}(request.{into}(), {route:?}).await
             }}"
         );

@@ -119,7 +119,7 @@ fn client_has_the_four_call_kinds() {
     assert_has(
         &code,
         "pub async fn chat(&self, request: impl p2p_grpc::IntoStreamingRequest<Message = super::Note>)
-            -> ::core::result::Result<p2p_grpc::Response<p2p_grpc::Streaming<super::Note>>, p2p_grpc::Status> {
+            -> ::core::result::Result<p2p_grpc::Streaming<super::Note>, p2p_grpc::Status> {
             self.inner.streaming(request.into_streaming_request(), \"/helloworld.Greeter/Chat\").await }",
     );
 }

@@ -8,18 +8,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::{FutureExt, Stream, StreamExt};
-use h2::client::ResponseFuture;
 use h2::SendStream;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Uri};
 
-use super::channel::ConnectionFlag;
 use super::Channel;
 use crate::codec::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::compression::{CompressionEncoding, MessageCompression};
 use crate::headers;
 use crate::rt::Sleep;
-use crate::streaming::{RecvBody, Side};
+use crate::streaming::{PendingHead, RecvBody};
 use crate::{MetadataMap, Request, Response, Status, Streaming};
 
 /// Makes calls of the four kinds on a [`Channel`]: what generated clients
@@ -117,6 +115,7 @@ impl Grpc {
         let call = self.send_one(path, &metadata, timeout, payload);
         let (metadata, mut body) = race_deadline(&mut deadline, call).await?;
         body.set_deadline(deadline);
+        body.set_headers(metadata.clone());
         Ok(Response::from_parts(
             metadata,
             Streaming::new(body),
@@ -169,14 +168,23 @@ impl Grpc {
         race_deadline(&mut deadline, call).await
     }
 
-    /// A bidirectional-streaming call: streams both ways. Requests are sent
-    /// from a task of their own, starting at once (without waiting for the
-    /// response headers); dropping the returned stream cancels the call.
+    /// A bidirectional-streaming call: streams both ways.
+    ///
+    /// Returns as soon as the request headers are sent, without waiting for
+    /// anything from the server: the requests are sent from a task of their
+    /// own as `request`'s stream yields them, so the caller may start
+    /// sending after this returns. (grpc-go and the C core send their
+    /// response headers only with the first response, after they read a
+    /// request: a call that waited for them before the caller could send
+    /// would never start.) The response headers arrive with the first
+    /// message; [`Streaming::headers`] has them from then on. A call the
+    /// server refuses at once (`UNIMPLEMENTED`, ...) reports its status as
+    /// the first item of the stream. Dropping the stream cancels the call.
     pub async fn streaming<S, Req, Resp>(
         &self,
         request: Request<S>,
         path: &'static str,
-    ) -> Result<Response<Streaming<Resp>>, Status>
+    ) -> Result<Streaming<Resp>, Status>
     where
         S: Stream<Item = Req> + Send + 'static,
         Req: prost::Message + 'static,
@@ -186,7 +194,7 @@ impl Grpc {
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
-        let (response, send) =
+        let (head, send) =
             race_deadline(&mut deadline, self.start(path, &metadata, timeout)).await?;
         let (cancel, cancelled) = oneshot::channel::<()>();
         let pump = self.clone().pump_owned(send, messages, switch);
@@ -195,15 +203,10 @@ impl Grpc {
             // response stream was dropped (the cancel sender with it).
             futures::future::select(Box::pin(pump), cancelled).await;
         }));
-        let (metadata, mut body) =
-            race_deadline(&mut deadline, self.response_headers(response)).await?;
+        let mut body = RecvBody::pending(head, self.max_decoding_message_size);
         body.set_deadline(deadline);
         body.set_cancel_on_drop(cancel);
-        Ok(Response::from_parts(
-            metadata,
-            Streaming::new(body),
-            http::Extensions::new(),
-        ))
+        Ok(Streaming::new(body))
     }
 
     fn encode<M: prost::Message>(&self, message: &M) -> Result<Bytes, Status> {
@@ -227,14 +230,14 @@ impl Grpc {
         path: &'static str,
         metadata: &MetadataMap,
         timeout: Option<Duration>,
-    ) -> Result<(ResponseHead, SendStream<Bytes>), Status> {
+    ) -> Result<(PendingHead, SendStream<Bytes>), Status> {
         let (mut send_request, flag) = self.channel.ready().await?;
         let request = self.request_head(path, metadata, timeout)?;
         let (response, send) = send_request.send_request(request, false).map_err(|err| {
             flag.observe(&err);
             Status::from_h2_error(&err)
         })?;
-        Ok((ResponseHead { response, flag }, send))
+        Ok((PendingHead { response, flag }, send))
     }
 
     fn request_head(
@@ -306,61 +309,21 @@ impl Grpc {
                     attempt += 1;
                 }
                 Err(err) => return Err(Status::from_h2_error(&err)),
-                Ok((response, flag)) => return self.read_head(response, flag),
+                Ok((response, flag)) => {
+                    return RecvBody::from_response(response, flag, self.max_decoding_message_size)
+                }
             }
         }
     }
 
     /// Waits for the response headers; a trailers-only error response
     /// becomes `Err(status)`.
-    async fn response_headers(
-        &self,
-        head: ResponseHead,
-    ) -> Result<(MetadataMap, RecvBody), Status> {
+    async fn response_headers(&self, head: PendingHead) -> Result<(MetadataMap, RecvBody), Status> {
         let (response, flag) = head
             .wait()
             .await
             .map_err(|err| Status::from_h2_error(&err))?;
-        self.read_head(response, flag)
-    }
-
-    /// The response headers: metadata and the body to read messages from,
-    /// or the status of a trailers-only (or non-gRPC) response.
-    fn read_head(
-        &self,
-        response: http::Response<h2::RecvStream>,
-        flag: ConnectionFlag,
-    ) -> Result<(MetadataMap, RecvBody), Status> {
-        let (parts, body) = response.into_parts();
-        if let Some(status) = Status::from_header_map(&parts.headers) {
-            // Trailers-only: the headers are the trailers.
-            if status.code() != crate::Code::Ok {
-                return Err(status);
-            }
-            return Ok((
-                MetadataMap::new(),
-                RecvBody::ended(MetadataMap::from_headers(parts.headers)),
-            ));
-        }
-        if parts.status != http::StatusCode::OK {
-            return Err(Status::from_http_status(parts.status));
-        }
-        let is_grpc = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|value| headers::is_grpc_content_type(value.as_bytes()));
-        if !is_grpc {
-            return Err(Status::internal(format!(
-                "response content-type is not gRPC: {:?}",
-                parts.headers.get(http::header::CONTENT_TYPE)
-            )));
-        }
-        let encoding =
-            CompressionEncoding::from_encoding_header(parts.headers.get(headers::GRPC_ENCODING))
-                .map_err(|status| Status::internal(status.message().to_owned()))?;
-        let mut body = RecvBody::new(body, Side::Client, encoding, self.max_decoding_message_size);
-        body.set_connection(flag);
-        Ok((MetadataMap::from_headers(parts.headers), body))
+        RecvBody::from_response(response, flag, self.max_decoding_message_size)
     }
 
     /// Sends every request message, then ends the stream. A local encoding
@@ -444,26 +407,6 @@ const BATCH: usize = 32 * 1024;
 /// How often a unary or server-streaming request refused before processing
 /// is sent, in all.
 const REFUSED_STREAM_ATTEMPTS: u32 = 4;
-
-/// The response of a call to come, with the flag of its connection.
-struct ResponseHead {
-    response: ResponseFuture,
-    flag: ConnectionFlag,
-}
-
-impl ResponseHead {
-    /// The response headers; a connection-level failure marks the
-    /// connection broken.
-    async fn wait(self) -> Result<(http::Response<h2::RecvStream>, ConnectionFlag), h2::Error> {
-        match self.response.await {
-            Ok(response) => Ok((response, self.flag)),
-            Err(err) => {
-                self.flag.observe(&err);
-                Err(err)
-            }
-        }
-    }
-}
 
 /// Reads the one message of a unary or client-streaming response, then its
 /// trailers.

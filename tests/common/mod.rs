@@ -339,8 +339,7 @@ pub async fn open_chat(grpc: &Grpc, first: u32) -> (mpsc::Sender<Msg>, Streaming
     let mut replies = grpc
         .streaming::<_, _, Msg>(Request::new(receiver), CHAT)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(replies.message().await.unwrap().unwrap().count, first);
     (sender, replies)
 }

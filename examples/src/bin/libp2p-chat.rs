@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             text: text.into(),
         };
         typing.send(say("hello")).await?;
-        let mut answers = client.talk(request).await?.into_inner();
+        let mut answers = client.talk(request).await?;
         for next in ["how are you?", "bye"] {
             let answer = answers.message().await?.expect("bob answers");
             println!("alice <- {}: {}", answer.from, answer.text);

@@ -136,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let mut request = Request::new(stream::iter(notes));
         request.set_timeout(Duration::from_secs(10));
-        let mut replies = client.route_chat(request).await?.into_inner();
+        let mut replies = client.route_chat(request).await?;
         while let Some(note) = replies.message().await? {
             println!("  [client] got {:?}", note.message);
         }

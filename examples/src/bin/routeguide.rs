@@ -222,7 +222,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
         let mut request = Request::new(outgoing);
         request.set_timeout(Duration::from_secs(10));
-        let mut incoming = client.route_chat(request).await?.into_inner();
+        let mut incoming = client.route_chat(request).await?;
         while let Some(note) = incoming.message().await? {
             let at = note.location.unwrap_or_default();
             println!(
