@@ -39,6 +39,10 @@ where
     }
 }
 
+/// The `user-agent` of every call, in the form the gRPC spec recommends
+/// (`grpc-<language>-<variant>/<version>`).
+pub const USER_AGENT: &str = concat!("grpc-rust-p2p-grpc/", env!("CARGO_PKG_VERSION"));
+
 /// Configures a [`Channel`].
 #[derive(Clone)]
 pub struct ChannelBuilder {
@@ -78,7 +82,7 @@ impl Default for ChannelBuilder {
         ChannelBuilder {
             runtime: None,
             authority: Authority::from_static("localhost"),
-            user_agent: HeaderValue::from_static(concat!("p2p-grpc/", env!("CARGO_PKG_VERSION"))),
+            user_agent: HeaderValue::from_static(USER_AGENT),
             initial_stream_window_size: 1024 * 1024,
             initial_connection_window_size: 2 * 1024 * 1024,
             max_frame_size: 16 * 1024,
@@ -105,9 +109,17 @@ impl ChannelBuilder {
         self
     }
 
-    /// The `user-agent` sent with every call.
+    /// Puts `user_agent` in front of the `user-agent` sent with every call,
+    /// as grpc-go does: `"my-app/1.2 grpc-rust-p2p-grpc/0.1.0"`. (The gRPC
+    /// part alone, `grpc-rust-p2p-grpc/<version>`, is the default.)
     pub fn user_agent(mut self, user_agent: HeaderValue) -> Self {
-        self.user_agent = user_agent;
+        let mut joined = user_agent.as_bytes().to_vec();
+        joined.push(b' ');
+        joined.extend_from_slice(USER_AGENT.as_bytes());
+        // Both parts are valid header values and a space is allowed.
+        if let Ok(value) = HeaderValue::from_bytes(&joined) {
+            self.user_agent = value;
+        }
         self
     }
 

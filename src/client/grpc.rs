@@ -257,6 +257,14 @@ impl Grpc {
         *request.uri_mut() = uri;
         let map: &mut HeaderMap = request.headers_mut();
         map.reserve(6 + metadata.len());
+        // Right after the pseudo-headers, where the spec puts it (h2 writes
+        // headers in the map's order).
+        if let Some(timeout) = timeout {
+            map.insert(
+                headers::GRPC_TIMEOUT,
+                crate::timeout::format_timeout(timeout),
+            );
+        }
         map.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(headers::APPLICATION_GRPC),
@@ -271,12 +279,6 @@ impl Grpc {
         }
         if let Some(encoding) = self.send_compression {
             map.insert(headers::GRPC_ENCODING, encoding.header_value());
-        }
-        if let Some(timeout) = timeout {
-            map.insert(
-                headers::GRPC_TIMEOUT,
-                crate::timeout::format_timeout(timeout),
-            );
         }
         metadata.append_to(map);
         Ok(request)
