@@ -73,11 +73,13 @@ pub mod rt;
 mod body;
 pub mod client;
 mod error;
+mod frame_scan;
 mod keepalive;
 mod request;
 mod response;
 pub mod server;
 mod streaming;
+mod sync;
 pub mod transport;
 
 #[cfg(feature = "libp2p")]

@@ -14,6 +14,7 @@ use crate::codec::{decode_message, MessageDecoder, RawMessage};
 use crate::compression::CompressionEncoding;
 use crate::headers;
 use crate::rt::Sleep;
+use crate::sync::TrackerGuard;
 use crate::{MetadataMap, Status};
 
 /// A stream of incoming messages: the requests of a client-streaming or bidi
@@ -75,6 +76,8 @@ pub(crate) struct RecvBody {
     connection: Option<ConnectionFlag>,
     // Client side: the response headers, once they have arrived.
     headers: Option<MetadataMap>,
+    // Client side: counts the call as running on its connection until it ends.
+    active: Option<TrackerGuard>,
     // Client side, bidi calls: the response headers still to come. Until
     // they arrive there is no body to read.
     pending: Option<PendingHead>,
@@ -85,6 +88,8 @@ pub(crate) struct RecvBody {
 pub(crate) struct PendingHead {
     pub(crate) response: h2::client::ResponseFuture,
     pub(crate) flag: ConnectionFlag,
+    /// Counts the call as running on its connection.
+    pub(crate) active: TrackerGuard,
 }
 
 impl PendingHead {
@@ -92,9 +97,9 @@ impl PendingHead {
     /// connection broken.
     pub(crate) async fn wait(
         self,
-    ) -> Result<(http::Response<h2::RecvStream>, ConnectionFlag), h2::Error> {
+    ) -> Result<(http::Response<h2::RecvStream>, ConnectionFlag, TrackerGuard), h2::Error> {
         match self.response.await {
-            Ok(response) => Ok((response, self.flag)),
+            Ok(response) => Ok((response, self.flag, self.active)),
             Err(err) => {
                 self.flag.observe(&err);
                 Err(err)
@@ -123,6 +128,7 @@ impl RecvBody {
             _cancel: None,
             connection: None,
             headers: None,
+            active: None,
             pending: None,
         }
     }
@@ -144,6 +150,7 @@ impl RecvBody {
     pub(crate) fn from_response(
         response: http::Response<h2::RecvStream>,
         flag: ConnectionFlag,
+        active: TrackerGuard,
         max_message_size: usize,
     ) -> Result<(MetadataMap, RecvBody), Status> {
         let (parts, body) = response.into_parts();
@@ -174,7 +181,8 @@ impl RecvBody {
             CompressionEncoding::from_encoding_header(parts.headers.get(headers::GRPC_ENCODING))
                 .map_err(|status| Status::internal(status.message().to_owned()))?;
         let mut body = RecvBody::new(body, Side::Client, encoding, max_message_size);
-        body.set_connection(flag);
+        body.connection = Some(flag);
+        body.active = Some(active);
         Ok((MetadataMap::from_headers(parts.headers), body))
     }
 
@@ -183,9 +191,10 @@ impl RecvBody {
     fn open(
         &mut self,
         response: http::Response<h2::RecvStream>,
-        flag: ConnectionFlag,
+        head: PendingHead,
     ) -> Result<(), Status> {
-        let (headers, mut opened) = RecvBody::from_response(response, flag, self.max_message_size)?;
+        let (headers, mut opened) =
+            RecvBody::from_response(response, head.flag, head.active, self.max_message_size)?;
         opened.deadline = self.deadline.take();
         opened._cancel = self._cancel.take();
         opened.headers = Some(headers);
@@ -212,16 +221,13 @@ impl RecvBody {
             _cancel: None,
             connection: None,
             headers: None,
+            active: None,
             pending: None,
         }
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Sleep>) {
         self.deadline = deadline;
-    }
-
-    pub(crate) fn set_connection(&mut self, connection: ConnectionFlag) {
-        self.connection = Some(connection);
     }
 
     /// The status of a failed read; a connection-level failure also marks
@@ -246,6 +252,7 @@ impl RecvBody {
         // Dropping the receive half resets the stream if it is still open.
         self.body = None;
         self.pending = None;
+        self.active = None;
         self.deadline = None;
         Poll::Ready(Some(Err(status)))
     }
@@ -270,7 +277,7 @@ impl RecvBody {
                 let arrived = ready!(Pin::new(&mut head.response).poll(cx));
                 if let Some(head) = self.pending.take() {
                     let opened = match arrived {
-                        Ok(response) => self.open(response, head.flag),
+                        Ok(response) => self.open(response, head),
                         Err(err) => {
                             head.flag.observe(&err);
                             Err(Status::from_h2_error(&err))
@@ -339,6 +346,7 @@ impl RecvBody {
                             self.trailers = Some(MetadataMap::from_headers(trailers));
                             self.state = State::Done;
                             self.body = None;
+                            self.active = None;
                             self.deadline = None;
                             if status.code() != crate::Code::Ok {
                                 return Poll::Ready(Some(Err(status)));

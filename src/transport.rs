@@ -22,9 +22,9 @@ pub type BoxIo = Box<dyn Io>;
 
 /// Adapts a futures-io stream to the tokio-io traits h2 needs, gathering
 /// h2's writes so that a DATA frame's header and payload go out together
-/// (see [`coalesce`]).
-pub(crate) fn compat<T: Io>(io: T) -> Coalesce<T> {
-    Coalesce::new(io)
+/// (see [`coalesce`]), with `tap` (if any) watching the bytes both ways.
+pub(crate) fn compat_tapped<T: Io>(io: T, tap: Option<Box<dyn Tap>>) -> Coalesce<T> {
+    Coalesce::with_tap(io, tap)
 }
 
 /// An in-memory, bidirectional byte pipe: two connected ends, each readable
@@ -46,6 +46,7 @@ pub fn duplex(capacity: usize) -> (Duplex, Duplex) {
 }
 
 use self::coalesce::Coalesce;
+pub(crate) use self::coalesce::Tap;
 use self::pipe::pipe as sluice_pipe;
 pub use self::pipe::Duplex;
 

@@ -1,5 +1,7 @@
 //! HTTP/2 keepalive: a peer that vanishes without closing anything is
-//! detected by PING, on the client and on the server side.
+//! detected by PING, on the client and on the server side; a server limits
+//! how often its clients may ping (GOAWAY `too_many_pings` past the
+//! limit), and a client told so pings half as often from then on.
 
 mod common;
 
@@ -60,7 +62,8 @@ impl AsyncWrite for Freezable {
 #[test]
 fn client_detects_a_vanished_server() {
     run(async {
-        let (server, mut events) = echo_server(|b| b);
+        // A server that lets the client ping as often as it likes.
+        let (server, mut events) = echo_server(|b| b.ping_policy(None));
         let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
         let frozen = Arc::new(AtomicBool::new(false));
         let served = server.clone();
@@ -69,6 +72,7 @@ fn client_detects_a_vanished_server() {
         }));
         let channel = Channel::builder()
             .keepalive(Duration::from_millis(100), Duration::from_millis(300))
+            .keepalive_floor_for_tests(Duration::ZERO)
             .connect(Freezable {
                 inner: client_io,
                 frozen: frozen.clone(),
@@ -147,4 +151,171 @@ fn runtime_call(grpc: &Grpc, message: Msg) -> futures::channel::oneshot::Receive
         let _ = tx.send(());
     }));
     rx
+}
+
+/// A raw h2 client on a fresh pipe to `server`; the second value resolves to
+/// how its connection ended.
+async fn raw_client(
+    server: &p2p_grpc::Server,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    h2::PingPong,
+    futures::channel::oneshot::Receiver<Result<(), h2::Error>>,
+) {
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+    let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+    let served = server.clone();
+    runtime().spawn(Box::pin(async move {
+        let _ = served.serve_connection(server_io).await;
+    }));
+    let (send, mut connection) = h2::client::handshake(client_io.compat()).await.unwrap();
+    let ping_pong = connection.ping_pong().unwrap();
+    let (ended_tx, ended) = futures::channel::oneshot::channel();
+    runtime().spawn(Box::pin(async move {
+        let _ = ended_tx.send(connection.await);
+    }));
+    (send, ping_pong, ended)
+}
+
+#[test]
+fn pinging_without_calls_is_answered_with_too_many_pings() {
+    run(async {
+        // The default policy: no pings while no call runs.
+        let (server, _events) = echo_server(|b| b);
+        let (_send, mut ping_pong, ended) = raw_client(&server).await;
+        // The first PING is free; the next three are strikes, and the third
+        // strike is one too many.
+        let mut answered = 0;
+        for _ in 0..4 {
+            if ping_pong.ping(h2::Ping::opaque()).await.is_err() {
+                break;
+            }
+            answered += 1;
+        }
+        assert!(answered >= 3, "{answered} pings answered before the GOAWAY");
+        let err = ended
+            .await
+            .unwrap()
+            .expect_err("the server closes the connection");
+        assert_eq!(err.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{err}");
+        assert!(err.is_go_away() && err.is_remote(), "{err}");
+        assert!(err.to_string().contains("too_many_pings"), "{err}");
+    });
+}
+
+#[test]
+fn pings_the_policy_permits_keep_the_connection() {
+    run(async {
+        let policy = p2p_grpc::server::PingPolicy {
+            min_time: Duration::ZERO,
+            permit_without_calls: true,
+        };
+        let (server, _events) = echo_server(|b| b.ping_policy(Some(policy)));
+        let (send, mut ping_pong, _ended) = raw_client(&server).await;
+        for _ in 0..20 {
+            ping_pong.ping(h2::Ping::opaque()).await.unwrap();
+        }
+        // Still serving.
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://localhost{UNARY}"))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (response, mut body) = send.send_request(request, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+            .unwrap();
+        assert_eq!(response.await.unwrap().status(), 200);
+    });
+}
+
+#[test]
+fn without_a_policy_any_rate_is_accepted() {
+    run(async {
+        let (server, _events) = echo_server(|b| b.ping_policy(None));
+        let (_send, mut ping_pong, _ended) = raw_client(&server).await;
+        for _ in 0..20 {
+            ping_pong.ping(h2::Ping::opaque()).await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_client_told_too_many_pings_doubles_its_interval_and_keeps_calling() {
+    run(async {
+        let (server, _events) = echo_server(|b| b);
+        let addr = tcp_server(&server);
+        let channel = Channel::builder()
+            .keepalive(Duration::from_millis(20), Duration::from_secs(5))
+            .keepalive_while_idle(true)
+            .keepalive_floor_for_tests(Duration::ZERO)
+            .connect_tcp(addr)
+            .await
+            .unwrap();
+        assert_eq!(
+            channel.keepalive_interval(),
+            Some(Duration::from_millis(20))
+        );
+        let grpc = Grpc::new(channel.clone());
+        // Four pings in 80 ms: the server's default policy closes the
+        // connection with too_many_pings.
+        until(|| channel.keepalive_interval() == Some(Duration::from_millis(40))).await;
+        // Calls go on, over a fresh connection.
+        for i in 0..3 {
+            let reply = grpc
+                .unary::<_, Msg>(Request::new(Msg::count("after", i)), UNARY)
+                .await;
+            match reply {
+                Ok(reply) => assert_eq!(reply.get_ref().count, i),
+                // Only the call that raced the GOAWAY may see it.
+                Err(status) => assert!(i == 0 && status.code() == Code::Unavailable, "{status:?}"),
+            }
+        }
+        assert!(channel.is_connected());
+    });
+}
+
+#[test]
+fn keepalive_intervals_under_ten_seconds_are_raised() {
+    run(async {
+        let (server, _events) = echo_server(|b| b);
+        let channel = Channel::builder()
+            .keepalive(Duration::from_millis(100), Duration::from_secs(1))
+            .connect_tcp(tcp_server(&server))
+            .await
+            .unwrap();
+        assert_eq!(
+            channel.keepalive_interval(),
+            Some(p2p_grpc::client::MIN_KEEPALIVE_INTERVAL)
+        );
+        assert_eq!(
+            p2p_grpc::client::MIN_KEEPALIVE_INTERVAL,
+            Duration::from_secs(10)
+        );
+    });
+}
+
+#[test]
+fn a_client_without_calls_does_not_ping_unless_told_to() {
+    run(async {
+        // The default policy closes a connection after four pings with no
+        // call running, so a client that pinged would be told to back off.
+        let (server, _events) = echo_server(|b| b);
+        let channel = Channel::builder()
+            .keepalive(Duration::from_millis(10), Duration::from_secs(5))
+            .keepalive_floor_for_tests(Duration::ZERO)
+            .connect_tcp(tcp_server(&server))
+            .await
+            .unwrap();
+        // Thirty keepalive rounds with no call running (the absence of
+        // pings can only be watched for a while).
+        runtime().sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            channel.keepalive_interval(),
+            Some(Duration::from_millis(10))
+        );
+        assert!(channel.is_connected());
+        assert_eq!(server.connection_count(), 1);
+    });
 }

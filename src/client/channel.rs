@@ -15,9 +15,11 @@ use h2::client::SendRequest;
 use http::uri::Authority;
 use http::HeaderValue;
 
-use crate::keepalive::KeepAlive;
+pub use crate::keepalive::MIN_CLIENT_INTERVAL as MIN_KEEPALIVE_INTERVAL;
+use crate::keepalive::{ClientKeepAlive, KeepAlive};
 use crate::rt::SharedRuntime;
-use crate::transport::{compat, BoxIo, Io};
+use crate::sync::{Tracker, TrackerGuard};
+use crate::transport::{compat_tapped, BoxIo, Io};
 use crate::{Error, Status};
 
 /// Opens a new byte stream to the server: how a [`Channel`] reconnects after
@@ -56,6 +58,7 @@ pub struct ChannelBuilder {
     max_send_buffer_size: usize,
     handshake_timeout: Duration,
     keepalive: Option<KeepAlive>,
+    keepalive_floor: Duration,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -90,6 +93,7 @@ impl Default for ChannelBuilder {
             max_send_buffer_size: 1024 * 1024,
             handshake_timeout: Duration::from_secs(20),
             keepalive: None,
+            keepalive_floor: MIN_KEEPALIVE_INTERVAL,
         }
     }
 }
@@ -153,11 +157,44 @@ impl ChannelBuilder {
         self
     }
 
-    /// Sends an HTTP/2 PING every `interval` and drops the connection when
-    /// no answer comes within `timeout`: calls in flight then fail with
-    /// `UNAVAILABLE` instead of hanging on a peer that vanished (default: off).
+    /// Sends an HTTP/2 PING every `interval` while calls are running, and
+    /// drops the connection when no answer comes within `timeout`: calls in
+    /// flight then fail with `UNAVAILABLE` instead of hanging on a peer that
+    /// vanished (default: off).
+    ///
+    /// As gRPC's keepalive design (proposal A8) asks: `interval` is at least
+    /// [`MIN_KEEPALIVE_INTERVAL`] (10 s; shorter ones are raised to it), no
+    /// PING goes out while no call runs unless
+    /// [`keepalive_while_idle`](Self::keepalive_while_idle) is set, and when
+    /// a server answers with GOAWAY `ENHANCE_YOUR_CALM` `too_many_pings`
+    /// the interval doubles for the connections opened after it (logged as
+    /// a warning). grpc-go and C-core servers accept one PING per 5 minutes
+    /// by default: a shorter interval needs a server configured for it.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.keepalive = Some(KeepAlive { interval, timeout });
+        let while_idle = self.keepalive.is_some_and(|k| k.while_idle);
+        self.keepalive = Some(KeepAlive {
+            interval,
+            timeout,
+            while_idle,
+        });
+        self
+    }
+
+    /// Pings also while no call is running (default: no). Takes effect with
+    /// [`keepalive`](Self::keepalive); servers refuse such pings unless they
+    /// permit them (grpc-go's `PermitWithoutStream`).
+    pub fn keepalive_while_idle(mut self, while_idle: bool) -> Self {
+        if let Some(keepalive) = self.keepalive.as_mut() {
+            keepalive.while_idle = while_idle;
+        }
+        self
+    }
+
+    /// Lowers the keepalive interval floor below the 10 s gRPC requires:
+    /// for tests only, which would otherwise wait that long.
+    #[doc(hidden)]
+    pub fn keepalive_floor_for_tests(mut self, floor: Duration) -> Self {
+        self.keepalive_floor = floor;
         self
     }
 
@@ -171,8 +208,20 @@ impl ChannelBuilder {
 
     fn into_inner(self, connector: Option<Box<dyn Connector>>) -> Result<Inner, Error> {
         let runtime = self.resolved_runtime()?;
+        let keepalive = self.keepalive.map(|mut keepalive| {
+            if keepalive.interval < self.keepalive_floor {
+                tracing::warn!(
+                    interval = ?keepalive.interval,
+                    floor = ?self.keepalive_floor,
+                    "keepalive interval raised to the minimum gRPC allows"
+                );
+                keepalive.interval = self.keepalive_floor;
+            }
+            ClientKeepAlive::new(keepalive)
+        });
         Ok(Inner {
             runtime,
+            keepalive,
             config: self,
             current: Mutex::new(None),
             connect_lock: futures::lock::Mutex::new(()),
@@ -221,13 +270,22 @@ impl ChannelBuilder {
 
 /// The liveness flag of one connection: calls clear it when they see the
 /// connection fail, so that the next call opens a fresh one at once instead
-/// of waiting for the driver task to notice.
+/// of waiting for the driver task to notice. It also counts the calls
+/// running on the connection (for keepalive, which pings only then).
 #[derive(Clone, Debug)]
-pub(crate) struct ConnectionFlag(Arc<AtomicBool>);
+pub(crate) struct ConnectionFlag {
+    alive: Arc<AtomicBool>,
+    calls: Tracker,
+}
 
 impl ConnectionFlag {
     pub(crate) fn mark_broken(&self) {
-        self.0.store(false, Ordering::Release);
+        self.alive.store(false, Ordering::Release);
+    }
+
+    /// Counts a call as running on the connection until the guard drops.
+    pub(crate) fn enter(&self) -> TrackerGuard {
+        self.calls.enter()
     }
 
     /// Marks the connection broken when `err` ended the whole connection
@@ -245,10 +303,21 @@ impl ConnectionFlag {
 struct Connection {
     send: SendRequest<Bytes>,
     alive: Arc<AtomicBool>,
+    calls: Tracker,
+}
+
+impl Connection {
+    fn flag(&self) -> ConnectionFlag {
+        ConnectionFlag {
+            alive: self.alive.clone(),
+            calls: self.calls.clone(),
+        }
+    }
 }
 
 struct Inner {
     runtime: SharedRuntime,
+    keepalive: Option<ClientKeepAlive>,
     config: ChannelBuilder,
     current: Mutex<Option<Connection>>,
     connect_lock: futures::lock::Mutex<()>,
@@ -257,9 +326,7 @@ struct Inner {
 
 impl Inner {
     fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.current)
     }
 
     fn live(&self) -> Option<Connection> {
@@ -289,7 +356,8 @@ impl Inner {
             // so the limit is lifted on the client side.
             .max_local_error_reset_streams(None)
             .enable_push(false);
-        let handshake = builder.handshake::<_, Bytes>(compat(io));
+        let tap = self.keepalive.as_ref().map(ClientKeepAlive::tap);
+        let handshake = builder.handshake::<_, Bytes>(compat_tapped(io, tap));
         let timer = self.runtime.sleep(config.handshake_timeout);
         let (send, mut connection) = match futures::future::select(std::pin::pin!(handshake), timer)
             .await
@@ -297,13 +365,20 @@ impl Inner {
             futures::future::Either::Left((result, _)) => result?,
             futures::future::Either::Right(_) => return Err(Error::timeout("HTTP/2 handshake")),
         };
-        let keepalive =
-            config
-                .keepalive
-                .zip(connection.ping_pong())
-                .map(|(keepalive, ping_pong)| {
-                    crate::keepalive::run(ping_pong, self.runtime.clone(), keepalive)
-                });
+        let calls = Tracker::default();
+        let keepalive = self
+            .keepalive
+            .as_ref()
+            .map(ClientKeepAlive::current)
+            .zip(connection.ping_pong())
+            .map(|(keepalive, ping_pong)| {
+                crate::keepalive::run(
+                    ping_pong,
+                    self.runtime.clone(),
+                    keepalive,
+                    Some(calls.clone()),
+                )
+            });
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
         self.runtime.spawn(Box::pin(async move {
@@ -328,7 +403,7 @@ impl Inner {
                 tracing::debug!(%err, "client connection ended with an error");
             }
         }));
-        Ok(Connection { send, alive })
+        Ok(Connection { send, alive, calls })
     }
 
     /// The live connection, opening a new one through the connector when
@@ -395,6 +470,13 @@ impl Channel {
         ChannelBuilder::default().connect_tcp(addr).await
     }
 
+    /// The keepalive interval the next connection uses: the one configured
+    /// (raised to [`MIN_KEEPALIVE_INTERVAL`]), doubled each time a server
+    /// answered `too_many_pings`. `None` without keepalive.
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        self.inner.keepalive.as_ref().map(|k| k.current().interval)
+    }
+
     /// Whether the channel holds a live connection now.
     pub fn is_connected(&self) -> bool {
         self.inner.live().is_some()
@@ -416,14 +498,14 @@ impl Channel {
     /// broken connection is replaced (once) when the channel can reconnect.
     pub(crate) async fn ready(&self) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {
         let connection = self.inner.connection().await?;
-        let flag = ConnectionFlag(connection.alive.clone());
+        let flag = connection.flag();
         match connection.send.ready().await {
             Ok(send) => Ok((send, flag)),
             Err(err) if self.inner.connector.is_some() => {
                 tracing::debug!(%err, "connection broke; reconnecting");
                 flag.mark_broken();
                 let connection = self.inner.connection().await?;
-                let flag = ConnectionFlag(connection.alive.clone());
+                let flag = connection.flag();
                 let send = connection
                     .send
                     .ready()

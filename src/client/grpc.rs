@@ -237,7 +237,15 @@ impl Grpc {
             flag.observe(&err);
             Status::from_h2_error(&err)
         })?;
-        Ok((PendingHead { response, flag }, send))
+        let active = flag.enter();
+        Ok((
+            PendingHead {
+                response,
+                flag,
+                active,
+            },
+            send,
+        ))
     }
 
     fn request_head(
@@ -311,8 +319,13 @@ impl Grpc {
                     attempt += 1;
                 }
                 Err(err) => return Err(Status::from_h2_error(&err)),
-                Ok((response, flag)) => {
-                    return RecvBody::from_response(response, flag, self.max_decoding_message_size)
+                Ok((response, flag, active)) => {
+                    return RecvBody::from_response(
+                        response,
+                        flag,
+                        active,
+                        self.max_decoding_message_size,
+                    )
                 }
             }
         }
@@ -321,11 +334,11 @@ impl Grpc {
     /// Waits for the response headers; a trailers-only error response
     /// becomes `Err(status)`.
     async fn response_headers(&self, head: PendingHead) -> Result<(MetadataMap, RecvBody), Status> {
-        let (response, flag) = head
+        let (response, flag, active) = head
             .wait()
             .await
             .map_err(|err| Status::from_h2_error(&err))?;
-        RecvBody::from_response(response, flag, self.max_decoding_message_size)
+        RecvBody::from_response(response, flag, active, self.max_decoding_message_size)
     }
 
     /// Sends every request message, then ends the stream. A local encoding

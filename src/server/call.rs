@@ -15,12 +15,12 @@ use h2::server::SendResponse;
 use h2::SendStream;
 use http::{HeaderMap, HeaderValue};
 
-use super::shutdown::{Signal, TrackerGuard};
 use super::ServerConfig;
 use crate::codec::EncodeBuf;
 use crate::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
 use crate::headers;
 use crate::streaming::{RecvBody, Side};
+use crate::sync::{Signal, TrackerGuard};
 use crate::{MetadataMap, Request, Response, Status, Streaming};
 
 /// One incoming call, ready to be answered by a handler of one of the four

@@ -13,11 +13,14 @@ use super::call::{
     respond_trailers_only, respond_with_http_status, send_trailers_only, trailers_only_head,
     ServerCall,
 };
-use super::{CallInfo, Shared, Tracker};
+use super::{CallInfo, Shared};
 use crate::compression::CompressionEncoding;
 use crate::headers;
+use crate::keepalive::ServerTap;
+use crate::sync::Signal;
+use crate::sync::Tracker;
 use crate::timeout::parse_timeout;
-use crate::transport::{compat, Io};
+use crate::transport::{compat_tapped, Io, Tap};
 use crate::{Error, MetadataMap, Status};
 
 /// Runs the HTTP/2 server side of `io` until the peer closes it, the server
@@ -45,7 +48,18 @@ pub(crate) async fn serve(
     if let Some(max) = config.max_pending_accept_reset_streams {
         builder.max_pending_accept_reset_streams(max);
     }
-    let handshake = builder.handshake::<_, Bytes>(compat(io));
+    // Calls running on this connection, for the idle timeout and the ping
+    // policy.
+    let calls = Tracker::default();
+    let too_many_pings = Signal::default();
+    let tap = config.ping_policy.map(|policy| {
+        Box::new(ServerTap::new(
+            policy,
+            calls.clone(),
+            too_many_pings.clone(),
+        )) as Box<dyn Tap>
+    });
+    let handshake = builder.handshake::<_, Bytes>(compat_tapped(io, tap));
     let mut handshake = std::pin::pin!(handshake);
     let mut handshake_deadline = config.runtime.sleep(config.handshake_timeout);
     let mut forced = shared.force_shutdown.wait();
@@ -72,12 +86,12 @@ pub(crate) async fn serve(
                     ping_pong,
                     config.runtime.clone(),
                     keepalive,
+                    None,
                 ))
             });
     let mut shutdown = shared.shutdown.wait();
     let mut draining = false;
-    // Calls running on this connection, for the idle timeout.
-    let calls = Tracker::default();
+    let mut pinged_too_often = too_many_pings.wait();
     let mut idle_timer: Option<crate::rt::Sleep> = None;
     let mut busy_listener = None;
     loop {
@@ -90,6 +104,7 @@ pub(crate) async fn serve(
             Drain,
             Abort,
             Idle,
+            TooManyPings,
             Dead(Error),
         }
         let next = poll_fn(|cx| {
@@ -98,6 +113,9 @@ pub(crate) async fn serve(
             }
             if !draining && Pin::new(&mut shutdown).poll(cx).is_ready() {
                 return Poll::Ready(Next::Drain);
+            }
+            if Pin::new(&mut pinged_too_often).poll(cx).is_ready() {
+                return Poll::Ready(Next::TooManyPings);
             }
             if let Some(keepalive) = keepalive.as_mut() {
                 if let Poll::Ready(err) = keepalive.as_mut().poll(cx) {
@@ -147,11 +165,17 @@ pub(crate) async fn serve(
                 draining = true;
                 connection.graceful_shutdown();
             }
-            Next::Abort | Next::Idle => {
-                if matches!(next, Next::Idle) {
-                    tracing::debug!("connection idle for too long; closing it");
-                }
-                connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+            Next::Abort | Next::Idle | Next::TooManyPings => {
+                let reason = match next {
+                    Next::Idle => {
+                        tracing::debug!("connection idle for too long; closing it");
+                        h2::Reason::NO_ERROR
+                    }
+                    // The tap has sent the GOAWAY with `too_many_pings`.
+                    Next::TooManyPings => h2::Reason::ENHANCE_YOUR_CALM,
+                    _ => h2::Reason::NO_ERROR,
+                };
+                connection.abrupt_shutdown(reason);
                 // Give the GOAWAY a moment to be written, but never wait on
                 // a peer that does not read.
                 let mut linger = config.runtime.sleep(std::time::Duration::from_millis(200));

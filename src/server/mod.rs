@@ -19,7 +19,6 @@
 
 mod call;
 mod connection;
-mod shutdown;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,11 +29,12 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 
 pub use self::call::{CallFuture, ServerCall};
-pub(crate) use self::shutdown::{Signal, Tracker};
+use crate::sync::{Signal, Tracker};
 
 use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::compression::CompressionEncoding;
 use crate::keepalive::KeepAlive;
+pub use crate::keepalive::{PingPolicy, MAX_PING_STRIKES};
 use crate::rt::SharedRuntime;
 use crate::transport::Io;
 use crate::{Error, MetadataMap, Status};
@@ -133,6 +133,7 @@ pub(crate) struct ServerConfig {
     pub(crate) max_pending_accept_reset_streams: Option<usize>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) keepalive: Option<KeepAlive>,
+    pub(crate) ping_policy: Option<PingPolicy>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) authorize: Option<Box<AuthorizeFn>>,
 }
@@ -157,6 +158,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_frame_size", &self.max_frame_size)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("keepalive", &self.keepalive)
+            .field("ping_policy", &self.ping_policy)
             .field("idle_timeout", &self.idle_timeout)
             .field("authorize", &self.authorize.is_some())
             .finish()
@@ -212,6 +214,7 @@ impl Default for ServerBuilder {
                 max_pending_accept_reset_streams: Some(32),
                 handshake_timeout: Duration::from_secs(20),
                 keepalive: None,
+                ping_policy: Some(PingPolicy::default()),
                 idle_timeout: None,
                 authorize: None,
             },
@@ -290,7 +293,22 @@ impl ServerBuilder {
     /// the connection when no answer comes within `timeout`: a client that
     /// vanished is noticed, its calls cancelled (default: off).
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.config.keepalive = Some(KeepAlive { interval, timeout });
+        self.config.keepalive = Some(KeepAlive {
+            interval,
+            timeout,
+            while_idle: true,
+        });
+        self
+    }
+
+    /// How often clients may ping (default [`PingPolicy::default`]: once per
+    /// 5 minutes, never without a call running, as grpc-go and the C core).
+    /// A client that pings more often collects a strike per PING; past
+    /// [`MAX_PING_STRIKES`] its connection is closed with GOAWAY
+    /// `ENHANCE_YOUR_CALM` `too_many_pings`, which tells gRPC clients to
+    /// ping half as often. `None` lets clients ping at any rate.
+    pub fn ping_policy(mut self, policy: Option<PingPolicy>) -> Self {
+        self.config.ping_policy = policy;
         self
     }
 

@@ -29,15 +29,38 @@ const LARGE: usize = 8 * 1024;
 /// Reads offer at least this many bytes to the stream.
 const MIN_READ: usize = 1024;
 
+/// Sees the bytes that cross the adapter, both ways, and may add bytes of
+/// its own to the output at a flush (which h2 only asks for between frames).
+/// How the HTTP/2 layer watches frames h2 does not show (PING, GOAWAY).
+pub(crate) trait Tap: Send + 'static {
+    /// `bytes` were read from the stream, in order.
+    fn read(&mut self, bytes: &[u8]);
+    /// `bytes` were taken from h2 for writing, in order.
+    fn wrote(&mut self, bytes: &[u8]);
+    /// h2 flushes: everything it wrote so far is whole frames. Bytes pushed
+    /// to `out` are written next.
+    fn at_flush(&mut self, out: &mut Vec<u8>);
+}
+
 /// A futures-io stream as a tokio-io one, whose small writes are gathered
 /// into one buffer until flush.
-#[derive(Debug)]
 pub(crate) struct Coalesce<T> {
     inner: T,
     buf: Vec<u8>,
     written: usize,
     /// How many bytes the next read offers (see `poll_read`).
     read_size: usize,
+    tap: Option<Box<dyn Tap>>,
+}
+
+impl<T> std::fmt::Debug for Coalesce<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalesce")
+            .field("buffered", &(self.buf.len() - self.written))
+            .field("read_size", &self.read_size)
+            .field("tapped", &self.tap.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Coalesce<T> {
@@ -47,7 +70,27 @@ impl<T> Coalesce<T> {
             buf: Vec::new(),
             written: 0,
             read_size: MIN_READ,
+            tap: None,
         }
+    }
+
+    /// The adapter with `tap` watching its bytes.
+    pub(crate) fn with_tap(inner: T, tap: Option<Box<dyn Tap>>) -> Self {
+        let mut this = Coalesce::new(inner);
+        this.tap = tap;
+        this
+    }
+}
+
+/// Tells `tap` about the first `n` bytes of `bufs`.
+fn tap_wrote(tap: &mut dyn Tap, bufs: &[IoSlice<'_>], mut n: usize) {
+    for slice in bufs {
+        if n == 0 {
+            break;
+        }
+        let take = slice.len().min(n);
+        tap.wrote(&slice[..take]);
+        n -= take;
     }
 }
 
@@ -84,6 +127,9 @@ impl<T: FuturesRead + Unpin> AsyncRead for Coalesce<T> {
         let size = this.read_size.min(buf.remaining());
         let slice = buf.initialize_unfilled_to(size);
         let n = ready!(Pin::new(&mut this.inner).poll_read(cx, slice))?;
+        if let Some(tap) = this.tap.as_mut() {
+            tap.read(&slice[..n]);
+        }
         buf.advance(n);
         if n == size {
             this.read_size = this.read_size.saturating_mul(2);
@@ -118,7 +164,11 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for Coalesce<T> {
         }
         if total >= LARGE {
             // Large: no copy; one writev where the stream supports it.
-            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+            let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+            if let Some(tap) = this.tap.as_mut() {
+                tap_wrote(tap.as_mut(), bufs, n);
+            }
+            return Poll::Ready(Ok(n));
         }
         let mut room = CAPACITY - this.buf.len();
         let mut copied = 0;
@@ -131,6 +181,9 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for Coalesce<T> {
             room -= n;
             copied += n;
         }
+        if let Some(tap) = this.tap.as_mut() {
+            tap_wrote(tap.as_mut(), bufs, copied);
+        }
         Poll::Ready(Ok(copied))
     }
 
@@ -140,6 +193,9 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for Coalesce<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(tap) = this.tap.as_mut() {
+            tap.at_flush(&mut this.buf);
+        }
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }

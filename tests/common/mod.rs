@@ -259,6 +259,14 @@ pub fn run<F: Future<Output = ()>>(body: F) {
     })
 }
 
+/// Waits until `condition` holds, checking every few milliseconds (for
+/// states no event announces; `run`'s limit ends a wait that never ends).
+pub async fn until(mut condition: impl FnMut() -> bool) {
+    while !condition() {
+        runtime().sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A server with the echo service and the channel of events it reports.
 pub fn echo_server(
     configure: impl FnOnce(p2p_grpc::server::ServerBuilder) -> p2p_grpc::server::ServerBuilder,

@@ -202,11 +202,8 @@ impl Client for P2pClient {
     fn ping_pong(&self) -> BoxFuture<'_, Result<Box<dyn PingPong>>> {
         Box::pin(async move {
             let (tx, rx) = mpsc::channel::<pb::Payload>(1);
-            let response = self.0.ping_pong(rx).await?;
-            Ok(Box::new(P2pPingPong {
-                tx,
-                rx: response.into_inner(),
-            }) as Box<dyn PingPong>)
+            let rx = self.0.ping_pong(rx).await?;
+            Ok(Box::new(P2pPingPong { tx, rx }) as Box<dyn PingPong>)
         })
     }
 }

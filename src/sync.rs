@@ -1,12 +1,23 @@
-//! Signals and counters for graceful shutdown.
+//! Small synchronisation pieces both roles use: a one-way [`Signal`], a
+//! [`Tracker`] of live tasks or calls, and [`lock`] for mutexes whose data
+//! stays consistent even if a holder panicked.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
 use event_listener::{Event, EventListener};
+
+/// Locks `mutex`, recovering it when a holder panicked. For the mutexes of
+/// this crate, whose every update is a single step that leaves the data
+/// consistent, so the data of a poisoned one is still good.
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A one-way flag that tasks can wait on.
 #[derive(Clone, Debug, Default)]

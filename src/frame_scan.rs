@@ -1,0 +1,296 @@
+//! A sans-IO scanner of an HTTP/2 byte stream: it follows frame boundaries
+//! in bytes as they are read or written and reports each frame's header,
+//! with the payload of the few control frames whose content matters here
+//! (GOAWAY). It never buffers a payload it does not report, so it costs a
+//! few comparisons per frame whatever the frames carry.
+//!
+//! h2 handles PING and GOAWAY itself and shows neither to its user: the
+//! keepalive enforcement of the server (counting the client's PINGs) and the
+//! client's reaction to a `too_many_pings` GOAWAY are built on this scanner
+//! instead, in the IO adapter between h2 and the byte stream.
+
+/// The 24 bytes a client sends before its first frame.
+pub(crate) const CLIENT_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Frame types (RFC 9113, section 6).
+pub(crate) const DATA: u8 = 0x0;
+/// HEADERS.
+pub(crate) const HEADERS: u8 = 0x1;
+/// PING.
+pub(crate) const PING: u8 = 0x6;
+/// GOAWAY.
+pub(crate) const GOAWAY: u8 = 0x7;
+/// The ACK flag of PING and SETTINGS.
+pub(crate) const FLAG_ACK: u8 = 0x1;
+
+/// How much of a GOAWAY payload is kept: the last stream id, the error code
+/// and the start of the debug data.
+const GOAWAY_CAPTURE: usize = 8 + 64;
+
+/// The 9-byte header of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameHead {
+    pub(crate) len: u32,
+    pub(crate) kind: u8,
+    pub(crate) flags: u8,
+    pub(crate) stream: u32,
+}
+
+/// What the scanner reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A frame's header, as soon as it is complete (any type but GOAWAY).
+    Head(FrameHead),
+    /// A whole GOAWAY frame.
+    GoAway {
+        last_stream: u32,
+        code: u32,
+        /// The start of the debug data (at most 64 bytes).
+        debug: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    /// Skipping what is left of the client preface.
+    Preface(usize),
+    /// Gathering a frame header.
+    Head { buf: [u8; 9], have: usize },
+    /// Inside a payload: `left` bytes to go.
+    Payload {
+        left: usize,
+        capture: Option<Vec<u8>>,
+    },
+}
+
+/// Follows the frames of one direction of an HTTP/2 connection.
+#[derive(Debug)]
+pub(crate) struct FrameScanner {
+    state: State,
+}
+
+impl FrameScanner {
+    /// For bytes a server reads: the client preface comes first.
+    pub(crate) fn after_preface() -> Self {
+        FrameScanner {
+            state: State::Preface(CLIENT_PREFACE.len()),
+        }
+    }
+
+    /// For a stream of frames with no preface (what a server writes, what a
+    /// client reads).
+    pub(crate) fn frames() -> Self {
+        FrameScanner {
+            state: State::Head {
+                buf: [0; 9],
+                have: 0,
+            },
+        }
+    }
+
+    /// Whether the bytes so far end on a frame boundary.
+    pub(crate) fn at_boundary(&self) -> bool {
+        matches!(self.state, State::Head { have: 0, .. })
+    }
+
+    /// Scans `bytes`, the next bytes of the stream, calling `on_frame` for
+    /// each frame reported.
+    pub(crate) fn scan(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
+        while !bytes.is_empty() {
+            match &mut self.state {
+                State::Preface(left) => {
+                    let n = (*left).min(bytes.len());
+                    bytes = &bytes[n..];
+                    *left -= n;
+                    if *left == 0 {
+                        self.state = State::Head {
+                            buf: [0; 9],
+                            have: 0,
+                        };
+                    }
+                }
+                State::Head { buf, have } => {
+                    let n = (9 - *have).min(bytes.len());
+                    buf[*have..*have + n].copy_from_slice(&bytes[..n]);
+                    *have += n;
+                    bytes = &bytes[n..];
+                    if *have < 9 {
+                        continue;
+                    }
+                    let head = FrameHead {
+                        len: u32::from_be_bytes([0, buf[0], buf[1], buf[2]]),
+                        kind: buf[3],
+                        flags: buf[4],
+                        stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+                    };
+                    let capture = (head.kind == GOAWAY).then(Vec::new);
+                    if capture.is_none() {
+                        on_frame(Frame::Head(head));
+                    }
+                    self.state = State::Payload {
+                        left: head.len as usize,
+                        capture,
+                    };
+                    self.finish_empty_payload(&mut on_frame);
+                }
+                State::Payload { left, capture, .. } => {
+                    let n = (*left).min(bytes.len());
+                    if let Some(capture) = capture {
+                        let room = GOAWAY_CAPTURE.saturating_sub(capture.len()).min(n);
+                        capture.extend_from_slice(&bytes[..room]);
+                    }
+                    *left -= n;
+                    bytes = &bytes[n..];
+                    self.finish_empty_payload(&mut on_frame);
+                }
+            }
+        }
+    }
+
+    /// Ends the payload once nothing of it is left, reporting a GOAWAY.
+    fn finish_empty_payload(&mut self, on_frame: &mut impl FnMut(Frame)) {
+        let State::Payload {
+            left: 0, capture, ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        if let Some(payload) = capture.take() {
+            if payload.len() >= 8 {
+                on_frame(Frame::GoAway {
+                    last_stream: u32::from_be_bytes([
+                        payload[0], payload[1], payload[2], payload[3],
+                    ]) & 0x7fff_ffff,
+                    code: u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]),
+                    debug: payload[8..].to_vec(),
+                });
+            }
+        }
+        self.state = State::Head {
+            buf: [0; 9],
+            have: 0,
+        };
+    }
+}
+
+/// Encodes a GOAWAY frame.
+pub(crate) fn goaway_frame(last_stream: u32, code: u32, debug: &[u8]) -> Vec<u8> {
+    let len = 8 + debug.len() as u32;
+    let mut frame = Vec::with_capacity(9 + len as usize);
+    frame.extend_from_slice(&len.to_be_bytes()[1..]);
+    frame.push(GOAWAY);
+    frame.push(0);
+    frame.extend_from_slice(&0u32.to_be_bytes());
+    frame.extend_from_slice(&(last_stream & 0x7fff_ffff).to_be_bytes());
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(debug);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn scan_in_pieces(scanner: &mut FrameScanner, bytes: &[u8], piece: usize) -> Vec<Frame> {
+        let mut seen = Vec::new();
+        for chunk in bytes.chunks(piece) {
+            scanner.scan(chunk, |frame| seen.push(frame));
+        }
+        seen
+    }
+
+    #[test]
+    fn frames_are_found_whatever_the_read_sizes() {
+        let mut stream = CLIENT_PREFACE.to_vec();
+        stream.extend(frame(HEADERS, 0x4, 1, &[0xaa; 10]));
+        stream.extend(frame(DATA, 0x1, 1, &[7; 70_000]));
+        stream.extend(frame(PING, 0, 0, &[1; 8]));
+        stream.extend(frame(PING, FLAG_ACK, 0, &[1; 8]));
+        stream.extend(frame(0x4, 0, 0, &[]));
+        let expected = vec![
+            Frame::Head(FrameHead {
+                len: 10,
+                kind: HEADERS,
+                flags: 0x4,
+                stream: 1,
+            }),
+            Frame::Head(FrameHead {
+                len: 70_000,
+                kind: DATA,
+                flags: 0x1,
+                stream: 1,
+            }),
+            Frame::Head(FrameHead {
+                len: 8,
+                kind: PING,
+                flags: 0,
+                stream: 0,
+            }),
+            Frame::Head(FrameHead {
+                len: 8,
+                kind: PING,
+                flags: FLAG_ACK,
+                stream: 0,
+            }),
+            Frame::Head(FrameHead {
+                len: 0,
+                kind: 0x4,
+                flags: 0,
+                stream: 0,
+            }),
+        ];
+        for piece in [1, 3, 9, 10, 4096, usize::MAX] {
+            let mut scanner = FrameScanner::after_preface();
+            let seen = scan_in_pieces(&mut scanner, &stream, piece.min(stream.len()));
+            assert_eq!(seen, expected, "pieces of {piece}");
+            assert!(scanner.at_boundary());
+        }
+    }
+
+    #[test]
+    fn goaway_reports_code_stream_and_debug_data() {
+        let payload = goaway_frame(7, 0xb, b"too_many_pings");
+        for piece in [1, 5, payload.len()] {
+            let mut scanner = FrameScanner::frames();
+            let seen = scan_in_pieces(&mut scanner, &payload, piece);
+            assert_eq!(
+                seen,
+                [Frame::GoAway {
+                    last_stream: 7,
+                    code: 0xb,
+                    debug: b"too_many_pings".to_vec()
+                }]
+            );
+        }
+        // Long debug data is cut, not buffered whole.
+        let long = goaway_frame(1, 0, &[b'x'; 5000]);
+        let mut scanner = FrameScanner::frames();
+        let seen = scan_in_pieces(&mut scanner, &long, 100);
+        let [Frame::GoAway { debug, .. }] = &seen[..] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(debug.len(), 64);
+        assert!(scanner.at_boundary());
+    }
+
+    #[test]
+    fn mid_frame_is_not_a_boundary() {
+        let mut scanner = FrameScanner::frames();
+        let bytes = frame(DATA, 0, 1, &[0; 20]);
+        scanner.scan(&bytes[..4], |_| {});
+        assert!(!scanner.at_boundary());
+        scanner.scan(&bytes[4..15], |_| {});
+        assert!(!scanner.at_boundary());
+        scanner.scan(&bytes[15..], |_| {});
+        assert!(scanner.at_boundary());
+    }
+}
