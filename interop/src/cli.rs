@@ -138,7 +138,9 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
                 return EXIT_FAILED;
             }
         };
-        println!("interop_server: listening on {addr}");
+        // The real address: port 0 asks the system for a free port.
+        let local = listener.local_addr().unwrap_or(addr);
+        println!("interop_server: listening on {local}");
         match server.serve_listener(listener).await {
             Ok(()) => EXIT_OK,
             Err(err) => {
