@@ -15,6 +15,7 @@ enum ErrorKind {
     Io(io::Error),
     Http2(h2::Error),
     Timeout(&'static str),
+    Shutdown,
     NoRuntime,
 }
 
@@ -22,6 +23,12 @@ impl Error {
     pub(crate) fn timeout(what: &'static str) -> Self {
         Error {
             kind: ErrorKind::Timeout(what),
+        }
+    }
+
+    pub(crate) fn shutdown() -> Self {
+        Error {
+            kind: ErrorKind::Shutdown,
         }
     }
 
@@ -40,13 +47,26 @@ impl Error {
         }
     }
 
-    /// The HTTP/2 error, when the peer broke the protocol or the connection
-    /// was reset or closed.
-    pub fn as_http2(&self) -> Option<&h2::Error> {
+    /// Whether the HTTP/2 connection failed (the peer broke the protocol,
+    /// or the connection was reset or closed) rather than the byte stream.
+    /// The h2 error is the [`source`](std::error::Error::source).
+    pub fn is_http2(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Http2(err) if !err.is_io())
+    }
+
+    /// The HTTP/2 error code of a GOAWAY or RST_STREAM that ended the
+    /// connection (RFC 9113 section 7: `0xb` is `ENHANCE_YOUR_CALM`).
+    pub fn http2_code(&self) -> Option<u32> {
         match &self.kind {
-            ErrorKind::Http2(err) => Some(err),
+            ErrorKind::Http2(err) => err.reason().map(u32::from),
             _ => None,
         }
+    }
+
+    /// Whether the server was shut down while this connection was being
+    /// set up.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self.kind, ErrorKind::Shutdown)
     }
 
     /// Whether a time limit (handshake, keepalive) ran out.
@@ -66,6 +86,7 @@ impl fmt::Display for Error {
             ErrorKind::Io(err) => write!(f, "transport error: {err}"),
             ErrorKind::Http2(err) => write!(f, "HTTP/2 error: {err}"),
             ErrorKind::Timeout(what) => write!(f, "timed out: {what}"),
+            ErrorKind::Shutdown => f.write_str("the server shut down"),
             ErrorKind::NoRuntime => f.write_str(
                 "no runtime: pass one to the builder, or enable the smol or async-std feature, \
                  or (with the tokio feature) build inside a tokio runtime",
@@ -92,8 +113,10 @@ impl From<io::Error> for Error {
     }
 }
 
-impl From<h2::Error> for Error {
-    fn from(err: h2::Error) -> Self {
+impl Error {
+    /// A failure of the HTTP/2 connection (crate-private, so that no h2
+    /// type is part of the public API).
+    pub(crate) fn http2(err: h2::Error) -> Self {
         Error {
             kind: ErrorKind::Http2(err),
         }

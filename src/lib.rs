@@ -35,7 +35,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! p2p_grpc::rt::block_on(async {
 //!     let server = Server::builder().add_service(Shout).build()?;
-//!     let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+//!     let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
 //!     let serving = server.clone();
 //!     server.runtime().spawn(Box::pin(async move {
 //!         let _ = serving.serve_connection(server_io).await;
@@ -51,49 +51,75 @@
 //! # }
 //! ```
 //!
-//! Layers, each in its own module:
-//! - protocol pieces with no IO: [`codec`] (length-prefixed messages),
-//!   [`status`], [`metadata`], [`timeout`] (`grpc-timeout`), [`compression`];
-//! - [`rt`]: the runtime seam, one file per executor;
-//! - [`transport`]: futures-io streams to HTTP/2, TCP helpers, an in-memory pipe;
-//! - [`server`] and [`client`]: calls of the four kinds on h2;
+//! Layers, each in its own folder, each importing only the ones below it:
+//! - `wire/`: the gRPC wire format, no IO and no h2 (framing, [`Status`],
+//!   [`metadata`], `grpc-timeout`, [`compression`]);
+//! - [`io`]: byte streams (the [`Io`](io::Io) trait, an in-memory
+//!   [`duplex`](io::duplex) pipe) and the adapter that hands them to h2;
+//! - [`rt`]: the runtime seam, one file per executor, and TCP on `async-io`;
+//! - `http2/`: gRPC calls on h2, what both roles share (settings,
+//!   handshake, keepalive, sending, receiving, deadlines);
+//! - [`server`] and [`client`]: the two roles;
 //! - `libp2p` (feature `libp2p`): `GrpcStream`, gRPC between libp2p peers.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod codec;
-pub mod compression;
-pub(crate) mod headers;
-pub mod metadata;
-pub mod status;
-pub mod timeout;
+#[cfg(feature = "unstable-internals")]
+pub mod wire;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(dead_code, unused_imports)]
+mod wire;
 
+mod sync;
+
+pub mod io;
 pub mod rt;
 
-mod body;
+mod http2;
+
 pub mod client;
+pub mod server;
+
 mod error;
-mod frame_scan;
-mod keepalive;
 mod request;
 mod response;
-pub mod server;
 mod streaming;
-mod sync;
-pub mod transport;
 
 #[cfg(feature = "libp2p")]
 pub mod libp2p;
 
 pub use client::Channel;
-pub use compression::CompressionEncoding;
 pub use error::Error;
-pub use metadata::MetadataMap;
 pub use request::{IntoRequest, IntoStreamingRequest, Request};
 pub use response::Response;
 pub use server::Server;
-pub use status::{Code, Status};
 pub use streaming::Streaming;
+pub use wire::compression::CompressionEncoding;
+pub use wire::framing::DEFAULT_MAX_MESSAGE_SIZE;
+pub use wire::metadata::MetadataMap;
+pub use wire::status::{Code, Status};
+
+/// Custom metadata: the headers and trailers of a call that are not gRPC's
+/// own.
+pub mod metadata {
+    pub use crate::wire::metadata::{is_reserved, MetadataError, MetadataMap, MetadataValue};
+}
+
+/// Message compression: the encodings, and the switches that turn it off
+/// for a response or message by message.
+pub mod compression {
+    pub use crate::wire::compression::{
+        CompressionEncoding, CompressionOverride, MessageCompression,
+    };
+}
+
+/// The HTTP/2 settings' defaults, shared by servers and channels.
+pub mod settings {
+    pub use crate::http2::settings::{
+        DEFAULT_CONNECTION_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_SIZE,
+        DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_MAX_SEND_BUFFER, DEFAULT_STREAM_WINDOW,
+    };
+}
 
 /// A boxed stream of response messages, as generated service traits return
 /// for server-streaming and bidi methods.

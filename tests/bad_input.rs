@@ -16,7 +16,7 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 /// A bare h2 client over an in-memory pipe to `server`.
 async fn raw_client(server: &Server) -> SendRequest<Bytes> {
-    let (client_io, server_io) = p2p_grpc::transport::duplex(256 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(256 * 1024);
     let served = server.clone();
     runtime().spawn(Box::pin(async move {
         let _ = served.serve_connection(server_io).await;
@@ -311,7 +311,7 @@ fn reset_in_the_middle_of_a_stream_drops_the_handler_only() {
 fn garbage_instead_of_http2_fails_only_that_connection() {
     run(async {
         let (server, _events) = echo_server(|b| b.handshake_timeout(Duration::from_secs(5)));
-        let (mut junk_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (mut junk_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let served = server.clone();
         let (done_tx, done_rx) = futures::channel::oneshot::channel();
         runtime().spawn(Box::pin(async move {
@@ -333,7 +333,7 @@ fn garbage_instead_of_http2_fails_only_that_connection() {
 fn a_silent_connection_times_out_in_the_handshake() {
     run(async {
         let (server, _events) = echo_server(|b| b.handshake_timeout(Duration::from_millis(200)));
-        let (_silent_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (_silent_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let result = server
             .serve_connection(server_io)
             .map(|r| r.unwrap_err())

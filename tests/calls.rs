@@ -299,7 +299,7 @@ fn a_thousand_concurrent_calls_share_one_connection() {
 fn transport_extensions_reach_the_handler() {
     run(async {
         let (server, _events) = echo_server(|b| b);
-        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let mut extensions = http::Extensions::new();
         extensions.insert(PeerTag("peer-42".into()));
         let served = server.clone();

@@ -92,7 +92,7 @@ fn calls_beyond_the_stream_limit_wait_their_turn() {
 fn a_rapid_reset_flood_leaves_the_server_serving() {
     run(async {
         let (server, _events) = echo_server(|b| b);
-        let (client_io, server_io) = p2p_grpc::transport::duplex(256 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(256 * 1024);
         let served = server.clone();
         let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
         runtime().spawn(Box::pin(async move {
@@ -156,7 +156,7 @@ fn a_header_block_past_the_limit_is_refused() {
 fn a_peer_that_never_completes_a_request_is_closed_when_idle() {
     run(async {
         let (server, _events) = echo_server(|b| b.idle_timeout(Duration::from_millis(200)));
-        let (mut trickler, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (mut trickler, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let served = server.clone();
         let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
         runtime().spawn(Box::pin(async move {
@@ -186,7 +186,7 @@ fn a_peer_that_never_completes_a_request_is_closed_when_idle() {
 fn idle_timeout_spares_connections_with_running_calls() {
     run(async {
         let (server, mut events) = echo_server(|b| b.idle_timeout(Duration::from_millis(100)));
-        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let served = server.clone();
         let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
         runtime().spawn(Box::pin(async move {
@@ -217,7 +217,7 @@ fn idle_timeout_spares_connections_with_running_calls() {
 /// A bare h2 server that refuses the first `refusals` streams with
 /// REFUSED_STREAM, then answers every call with `Msg::text("served")`.
 async fn refusing_server(refusals: usize) -> Channel {
-    let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
     runtime().spawn(Box::pin(async move {
         let mut connection = h2::server::handshake(server_io.compat()).await.unwrap();
         let mut refused = 0;

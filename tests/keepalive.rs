@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use futures::io::{AsyncRead, AsyncWrite};
 use p2p_grpc::client::Grpc;
-use p2p_grpc::transport::Duplex;
+use p2p_grpc::io::Duplex;
 use p2p_grpc::{Channel, Code, Request};
 
 /// A byte stream that can be frozen: afterwards nothing arrives and whatever
@@ -64,7 +64,7 @@ fn client_detects_a_vanished_server() {
     run(async {
         // A server that lets the client ping as often as it likes.
         let (server, mut events) = echo_server(|b| b.ping_policy(None));
-        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let frozen = Arc::new(AtomicBool::new(false));
         let served = server.clone();
         runtime().spawn(Box::pin(async move {
@@ -113,7 +113,7 @@ fn server_detects_a_vanished_client() {
     run(async {
         let (server, mut events) =
             echo_server(|b| b.keepalive(Duration::from_millis(100), Duration::from_millis(300)));
-        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let frozen = Arc::new(AtomicBool::new(false));
         let served = server.clone();
         let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
@@ -163,7 +163,7 @@ async fn raw_client(
     futures::channel::oneshot::Receiver<Result<(), h2::Error>>,
 ) {
     use tokio_util::compat::FuturesAsyncReadCompatExt;
-    let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
     let served = server.clone();
     runtime().spawn(Box::pin(async move {
         let _ = served.serve_connection(server_io).await;

@@ -38,7 +38,7 @@ const RAW_CHAT: &str = "/late.Echo/Chat";
 
 /// A channel to a raw h2 server that holds its headers as `hold` says.
 async fn late_server(hold: Hold) -> Channel {
-    let (client_io, server_io) = p2p_grpc::transport::duplex(256 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(256 * 1024);
     runtime().spawn(Box::pin(async move {
         let mut connection = h2::server::handshake(server_io.compat()).await.unwrap();
         while let Some(Ok((request, respond))) = connection.accept().await {

@@ -19,7 +19,7 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 /// The server end of a pipe that keeps a copy of every byte read from it.
 struct Recording {
-    io: p2p_grpc::transport::Duplex,
+    io: p2p_grpc::io::Duplex,
     read: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -67,7 +67,7 @@ struct Seen {
 /// A channel to a raw h2 server that answers every call with an empty OK
 /// response and records what it receives.
 async fn recording_server() -> (Channel, Seen) {
-    let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
     let read = Arc::new(Mutex::new(Vec::new()));
     let io = Recording {
         io: server_io,
@@ -142,7 +142,7 @@ fn user_agent_starts_with_grpc_and_names_the_version() {
 #[test]
 fn a_user_agent_of_the_application_goes_in_front() {
     run(async {
-        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let (tx, rx) = oneshot::channel();
         runtime().spawn(Box::pin(async move {
             let mut connection = h2::server::handshake(server_io.compat()).await.unwrap();

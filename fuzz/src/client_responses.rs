@@ -29,7 +29,7 @@ use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use p2p_grpc::client::{ChannelBuilder, Grpc};
-use p2p_grpc::codec::encode_message;
+use p2p_grpc::wire::framing::encode_message;
 use p2p_grpc::rt::{Runtime, SharedRuntime};
 use p2p_grpc::{Code, CompressionEncoding, Request, Status};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -419,7 +419,7 @@ async fn respond(
 
 /// The h2 side: accepts calls and answers the first with `unary`, the
 /// second with `streaming`, any later one with a reset.
-async fn fake_server(io: p2p_grpc::transport::Duplex, specs: [Spec; 2], runtime: SharedRuntime) {
+async fn fake_server(io: p2p_grpc::io::Duplex, specs: [Spec; 2], runtime: SharedRuntime) {
     let Ok(mut connection) = h2::server::handshake(io.compat()).await else {
         return;
     };
@@ -485,7 +485,7 @@ fn saw_request_headers(bytes: &[u8]) -> bool {
 /// The raw side: waits for the client's request HEADERS (h2 rejects a
 /// response on a stream it has not opened yet), writes the bytes, closes,
 /// and reads until the client is gone.
-async fn raw_server(io: p2p_grpc::transport::Duplex, bytes: Vec<u8>) {
+async fn raw_server(io: p2p_grpc::io::Duplex, bytes: Vec<u8>) {
     let (mut reader, mut writer) = io.split();
     let (request_seen, seen) = futures::channel::oneshot::channel::<()>();
     let write = async {
@@ -533,7 +533,7 @@ fn check_status(status: &Status) {
 pub fn execute(scenario: &Scenario) -> Outcome {
     let sim = Sim::new();
     let runtime = sim.runtime();
-    let (client_io, server_io) = p2p_grpc::transport::duplex(1 << 20);
+    let (client_io, server_io) = p2p_grpc::io::duplex(1 << 20);
     let flags = scenario.flags;
     let raw = flags & FLAG_RAW != 0;
     let deadline = Duration::from_millis(scenario.deadline_ms.into());

@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use p2p_grpc::compression::{compress, decompress};
-use p2p_grpc::metadata::{is_reserved, MetadataError};
-use p2p_grpc::status::{decode_grpc_message, encode_grpc_message};
-use p2p_grpc::timeout::{format_timeout, parse_timeout};
+use p2p_grpc::wire::compression::{compress, decompress};
+use p2p_grpc::wire::metadata::{is_reserved, MetadataError};
+use p2p_grpc::wire::status::{decode_grpc_message, encode_grpc_message};
+use p2p_grpc::wire::timeout::{format_timeout, parse_timeout};
 use p2p_grpc::{Code, CompressionEncoding, MetadataMap, Status};
 
 use crate::input::{Input, Output};

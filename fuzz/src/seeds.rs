@@ -16,10 +16,10 @@ use bytes::BytesMut;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 use p2p_grpc::client::{ChannelBuilder, Grpc};
-use p2p_grpc::codec::encode_message;
-use p2p_grpc::compression::compress;
+use p2p_grpc::wire::framing::encode_message;
+use p2p_grpc::wire::compression::compress;
 use p2p_grpc::server::Server;
-use p2p_grpc::transport::{duplex, Duplex};
+use p2p_grpc::io::{duplex, Duplex};
 use p2p_grpc::{CompressionEncoding, Request};
 use prost::Message as _;
 
@@ -890,7 +890,7 @@ async fn expand_call(grpc: &Grpc) {
         .server_streaming::<_, Msg>(Request::new(Msg::count("", 3)), echo::EXPAND)
         .await
         .unwrap();
-    let got: Vec<_> = replies.collect().await;
+    let got: Vec<_> = response.into_inner().collect().await;
     assert_eq!(got.len(), 3);
 }
 
@@ -909,7 +909,7 @@ fn captured_client_bytes() -> Vec<(String, Vec<u8>)> {
     };
     let chat = |grpc: Grpc| async move {
         let messages = futures::stream::iter(vec![Msg::text("x"), Msg::text("y")]);
-        let mut replies = grpc
+        let replies = grpc
             .streaming::<_, _, Msg>(Request::new(messages), echo::CHAT)
             .await
             .unwrap();

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use p2p_grpc::codec::encode_message;
-use p2p_grpc::compression::compress;
+use p2p_grpc::wire::framing::encode_message;
+use p2p_grpc::wire::compression::compress;
 use p2p_grpc::server::Server;
 use p2p_grpc::{CompressionEncoding, Status};
 
@@ -674,7 +674,7 @@ pub struct Outcome {
 pub fn execute(scenario: &Scenario) -> Outcome {
     let sim = Sim::new();
     let server = build_server(scenario.config, &sim);
-    let (client_io, server_io) = p2p_grpc::transport::duplex(1 << 20);
+    let (client_io, server_io) = p2p_grpc::io::duplex(1 << 20);
     let (mut reader, mut writer) = client_io.split();
     let mut extensions = http::Extensions::new();
     if scenario.flags & FLAG_PEER != 0 {

@@ -209,7 +209,7 @@ fn service_names_and_debug() {
 
 #[test]
 fn generated_code_works_end_to_end() {
-    let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
     block_on(async {
         let server = server();
         let serve = server.serve_connection(server_io);

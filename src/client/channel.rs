@@ -15,11 +15,15 @@ use h2::client::SendRequest;
 use http::uri::Authority;
 use http::HeaderValue;
 
-pub use crate::keepalive::MIN_CLIENT_INTERVAL as MIN_KEEPALIVE_INTERVAL;
-use crate::keepalive::{ClientKeepAlive, KeepAlive};
+use crate::http2::errors::status_from_h2;
+pub use crate::http2::keepalive::MIN_CLIENT_INTERVAL as MIN_KEEPALIVE_INTERVAL;
+use crate::http2::keepalive::{ClientKeepAlive, KeepAlive};
+use crate::http2::recv::ConnectionFlag;
+use crate::http2::settings::Http2Settings;
+use crate::http2::{handshake, keepalive};
+use crate::io::{BoxIo, Io};
 use crate::rt::SharedRuntime;
-use crate::sync::{Tracker, TrackerGuard};
-use crate::transport::{compat_tapped, BoxIo, Io};
+use crate::sync::Tracker;
 use crate::{Error, Status};
 
 /// Opens a new byte stream to the server: how a [`Channel`] reconnects after
@@ -51,12 +55,7 @@ pub struct ChannelBuilder {
     runtime: Option<SharedRuntime>,
     authority: Authority,
     user_agent: HeaderValue,
-    initial_stream_window_size: u32,
-    initial_connection_window_size: u32,
-    max_frame_size: u32,
-    max_header_list_size: u32,
-    max_send_buffer_size: usize,
-    handshake_timeout: Duration,
+    settings: Http2Settings,
     keepalive: Option<KeepAlive>,
     keepalive_floor: Duration,
 }
@@ -65,16 +64,7 @@ impl fmt::Debug for ChannelBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelBuilder")
             .field("authority", &self.authority)
-            .field(
-                "initial_stream_window_size",
-                &self.initial_stream_window_size,
-            )
-            .field(
-                "initial_connection_window_size",
-                &self.initial_connection_window_size,
-            )
-            .field("max_frame_size", &self.max_frame_size)
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("settings", &self.settings)
             .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
@@ -86,12 +76,7 @@ impl Default for ChannelBuilder {
             runtime: None,
             authority: Authority::from_static("localhost"),
             user_agent: HeaderValue::from_static(USER_AGENT),
-            initial_stream_window_size: 1024 * 1024,
-            initial_connection_window_size: 2 * 1024 * 1024,
-            max_frame_size: 16 * 1024,
-            max_header_list_size: 16 * 1024,
-            max_send_buffer_size: 1024 * 1024,
-            handshake_timeout: Duration::from_secs(20),
+            settings: Http2Settings::default(),
             keepalive: None,
             keepalive_floor: MIN_KEEPALIVE_INTERVAL,
         }
@@ -129,31 +114,31 @@ impl ChannelBuilder {
 
     /// HTTP/2 flow-control window of each call (default 1 MiB).
     pub fn initial_stream_window_size(mut self, size: u32) -> Self {
-        self.initial_stream_window_size = size;
+        self.settings.initial_stream_window_size = size;
         self
     }
 
     /// HTTP/2 flow-control window of the connection (default 2 MiB).
     pub fn initial_connection_window_size(mut self, size: u32) -> Self {
-        self.initial_connection_window_size = size;
+        self.settings.initial_connection_window_size = size;
         self
     }
 
     /// Largest HTTP/2 frame payload accepted (default 16 KiB).
     pub fn max_frame_size(mut self, size: u32) -> Self {
-        self.max_frame_size = size;
+        self.settings.max_frame_size = size;
         self
     }
 
     /// Largest response header block accepted (default 16 KiB).
     pub fn max_header_list_size(mut self, size: u32) -> Self {
-        self.max_header_list_size = size;
+        self.settings.max_header_list_size = size;
         self
     }
 
     /// Time the HTTP/2 handshake may take (default 20 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.settings.handshake_timeout = timeout;
         self
     }
 
@@ -198,16 +183,8 @@ impl ChannelBuilder {
         self
     }
 
-    /// The runtime set with [`runtime`](Self::runtime), else the default one.
-    fn resolved_runtime(&self) -> Result<SharedRuntime, Error> {
-        match self.runtime.clone() {
-            Some(runtime) => Ok(runtime),
-            None => crate::rt::default_runtime().ok_or_else(Error::no_runtime),
-        }
-    }
-
     fn into_inner(self, connector: Option<Box<dyn Connector>>) -> Result<Inner, Error> {
-        let runtime = self.resolved_runtime()?;
+        let runtime = crate::rt::or_default(self.runtime.clone())?;
         let keepalive = self.keepalive.map(|mut keepalive| {
             if keepalive.interval < self.keepalive_floor {
                 tracing::warn!(
@@ -256,7 +233,7 @@ impl ChannelBuilder {
                 self.authority = authority;
             }
         }
-        let runtime = self.resolved_runtime()?;
+        let runtime = crate::rt::or_default(self.runtime.clone())?;
         let channel = self.connect_lazy(move || runtime.tcp_connect(addr))?;
         channel.inner.connection().await.map_err(|status| {
             Error::from(io::Error::new(
@@ -265,35 +242,6 @@ impl ChannelBuilder {
             ))
         })?;
         Ok(channel)
-    }
-}
-
-/// The liveness flag of one connection: calls clear it when they see the
-/// connection fail, so that the next call opens a fresh one at once instead
-/// of waiting for the driver task to notice. It also counts the calls
-/// running on the connection (for keepalive, which pings only then).
-#[derive(Clone, Debug)]
-pub(crate) struct ConnectionFlag {
-    alive: Arc<AtomicBool>,
-    calls: Tracker,
-}
-
-impl ConnectionFlag {
-    pub(crate) fn mark_broken(&self) {
-        self.alive.store(false, Ordering::Release);
-    }
-
-    /// Counts a call as running on the connection until the guard drops.
-    pub(crate) fn enter(&self) -> TrackerGuard {
-        self.calls.enter()
-    }
-
-    /// Marks the connection broken when `err` ended the whole connection
-    /// (GOAWAY, IO failure), not just one stream.
-    pub(crate) fn observe(&self, err: &h2::Error) {
-        if err.is_go_away() || err.is_io() {
-            self.mark_broken();
-        }
     }
 }
 
@@ -308,10 +256,7 @@ struct Connection {
 
 impl Connection {
     fn flag(&self) -> ConnectionFlag {
-        ConnectionFlag {
-            alive: self.alive.clone(),
-            calls: self.calls.clone(),
-        }
+        ConnectionFlag::new(self.alive.clone(), self.calls.clone())
     }
 }
 
@@ -337,58 +282,41 @@ impl Inner {
     }
 
     async fn handshake(&self, io: BoxIo) -> Result<Connection, Error> {
-        let config = &self.config;
-        let mut builder = h2::client::Builder::new();
+        let settings = &self.config.settings;
+        let mut builder = settings.client();
         builder
-            .initial_window_size(config.initial_stream_window_size)
-            .initial_connection_window_size(config.initial_connection_window_size)
-            .max_frame_size(config.max_frame_size)
-            .max_header_list_size(config.max_header_list_size)
-            .max_send_buffer_size(config.max_send_buffer_size)
             // After a call is cancelled (dropped, deadline passed), frames
             // the server had in flight for it arrive on a stream h2 may
             // have forgotten; h2 answers each with a RST_STREAM that it
             // counts, for the connection's whole life, against a limit
             // meant to stop peers that provoke resets (1024 by default).
-            // A client cancelling calls on a long-lived connection reached
-            // it and tore its own connection down with ENHANCE_YOUR_CALM
-            // (hyperium/h2#856). The resets come from our cancellations,
-            // so the limit is lifted on the client side.
+            // A client cancelling calls on a long-lived connection would
+            // reach it and tear its own connection down with
+            // ENHANCE_YOUR_CALM (hyperium/h2#856). The resets come from our
+            // own cancellations, so the limit is lifted on the client side.
             .max_local_error_reset_streams(None)
             .enable_push(false);
         let tap = self.keepalive.as_ref().map(ClientKeepAlive::tap);
-        let handshake = builder.handshake::<_, Bytes>(compat_tapped(io, tap));
-        let timer = self.runtime.sleep(config.handshake_timeout);
-        let (send, mut connection) = match futures::future::select(std::pin::pin!(handshake), timer)
-            .await
-        {
-            futures::future::Either::Left((result, _)) => result?,
-            futures::future::Either::Right(_) => return Err(Error::timeout("HTTP/2 handshake")),
-        };
+        let handshake = builder.handshake::<_, Bytes>(crate::io::for_h2(io, tap));
+        let (send, mut connection) =
+            handshake::limited(handshake, &self.runtime, settings.handshake_timeout, None).await?;
         let calls = Tracker::default();
-        let keepalive = self
-            .keepalive
-            .as_ref()
-            .map(ClientKeepAlive::current)
-            .zip(connection.ping_pong())
-            .map(|(keepalive, ping_pong)| {
-                crate::keepalive::run(
-                    ping_pong,
-                    self.runtime.clone(),
-                    keepalive,
-                    Some(calls.clone()),
-                )
-            });
+        let pinger = keepalive::pinger(
+            self.keepalive.as_ref().map(ClientKeepAlive::current),
+            connection.ping_pong(),
+            &self.runtime,
+            Some(calls.clone()),
+        );
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
         self.runtime.spawn(Box::pin(async move {
             // The connection is driven here; dropping it (keepalive failure)
             // fails every stream still open on it.
-            let ended = match keepalive {
-                None => connection.await.map_err(Error::from),
-                Some(keepalive) => {
-                    match futures::future::select(connection, std::pin::pin!(keepalive)).await {
-                        futures::future::Either::Left((result, _)) => result.map_err(Error::from),
+            let ended = match pinger {
+                None => connection.await.map_err(Error::http2),
+                Some(pinger) => {
+                    match futures::future::select(connection, std::pin::pin!(pinger)).await {
+                        futures::future::Either::Left((result, _)) => result.map_err(Error::http2),
                         futures::future::Either::Right((err, connection)) => {
                             // Marked dead before the streams learn of it.
                             flag.store(false, Ordering::Release);
@@ -510,10 +438,10 @@ impl Channel {
                     .send
                     .ready()
                     .await
-                    .map_err(|err| Status::from_h2_error(&err))?;
+                    .map_err(|err| status_from_h2(&err))?;
                 Ok((send, flag))
             }
-            Err(err) => Err(Status::from_h2_error(&err)),
+            Err(err) => Err(status_from_h2(&err)),
         }
     }
 }

@@ -13,11 +13,13 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Uri};
 
 use super::Channel;
-use crate::codec::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
-use crate::compression::{CompressionEncoding, MessageCompression};
-use crate::headers;
+use crate::http2::deadline;
+use crate::http2::errors::status_from_h2;
+use crate::http2::recv::{PendingHead, RecvBody};
 use crate::rt::Sleep;
-use crate::streaming::{PendingHead, RecvBody};
+use crate::wire::compression::{CompressionEncoding, MessageCompression};
+use crate::wire::framing::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::wire::headers;
 use crate::{MetadataMap, Request, Response, Status, Streaming};
 
 /// Makes calls of the four kinds on a [`Channel`]: what generated clients
@@ -95,7 +97,7 @@ impl Grpc {
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages).await
         };
-        race_deadline(&mut deadline, call).await
+        deadline::race(&mut deadline, call).await
     }
 
     /// A server-streaming call: one request, a stream of responses.
@@ -113,7 +115,7 @@ impl Grpc {
         let payload = self.encode(&message)?;
         let mut deadline = self.deadline(timeout);
         let call = self.send_one(path, &metadata, timeout, payload);
-        let (metadata, mut body) = race_deadline(&mut deadline, call).await?;
+        let (metadata, mut body) = deadline::race(&mut deadline, call).await?;
         body.set_deadline(deadline);
         body.set_headers(metadata.clone());
         Ok(Response::from_parts(
@@ -165,7 +167,7 @@ impl Grpc {
             })
             .await
         };
-        race_deadline(&mut deadline, call).await
+        deadline::race(&mut deadline, call).await
     }
 
     /// A bidirectional-streaming call: streams both ways.
@@ -195,7 +197,7 @@ impl Grpc {
         let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let (head, send) =
-            race_deadline(&mut deadline, self.start(path, &metadata, timeout)).await?;
+            deadline::race(&mut deadline, self.start(path, &metadata, timeout)).await?;
         let (cancel, cancelled) = oneshot::channel::<()>();
         let pump = self.clone().pump_owned(send, messages, switch);
         self.channel.runtime().spawn(Box::pin(async move {
@@ -235,7 +237,7 @@ impl Grpc {
         let request = self.request_head(path, metadata, timeout)?;
         let (response, send) = send_request.send_request(request, false).map_err(|err| {
             flag.observe(&err);
-            Status::from_h2_error(&err)
+            status_from_h2(&err)
         })?;
         let active = flag.enter();
         Ok((
@@ -270,7 +272,7 @@ impl Grpc {
         if let Some(timeout) = timeout {
             map.insert(
                 headers::GRPC_TIMEOUT,
-                crate::timeout::format_timeout(timeout),
+                crate::wire::timeout::format_timeout(timeout),
             );
         }
         map.insert(
@@ -318,7 +320,7 @@ impl Grpc {
                     tracing::debug!(attempt, "stream refused before processing; sending again");
                     attempt += 1;
                 }
-                Err(err) => return Err(Status::from_h2_error(&err)),
+                Err(err) => return Err(status_from_h2(&err)),
                 Ok((response, flag, active)) => {
                     return RecvBody::from_response(
                         response,
@@ -334,10 +336,7 @@ impl Grpc {
     /// Waits for the response headers; a trailers-only error response
     /// becomes `Err(status)`.
     async fn response_headers(&self, head: PendingHead) -> Result<(MetadataMap, RecvBody), Status> {
-        let (response, flag, active) = head
-            .wait()
-            .await
-            .map_err(|err| Status::from_h2_error(&err))?;
+        let (response, flag, active) = head.wait().await.map_err(|err| status_from_h2(&err))?;
         RecvBody::from_response(response, flag, active, self.max_decoding_message_size)
     }
 
@@ -377,7 +376,7 @@ impl Grpc {
                     None => break false,
                 }
             };
-            if crate::body::send_data(&mut send, buf.take(), ended)
+            if crate::http2::send::send_data(&mut send, buf.take(), ended)
                 .await
                 .is_err()
             {
@@ -442,26 +441,4 @@ async fn single_response<Resp: prost::Message + Default>(
     let mut response = Response::from_parts(metadata, message, http::Extensions::new());
     response.set_trailers(trailers);
     Ok(response)
-}
-
-/// Runs `call` unless the deadline passes first (then `DEADLINE_EXCEEDED`,
-/// and dropping `call` resets the stream). The deadline timer stays usable
-/// for the rest of the call.
-async fn race_deadline<T>(
-    deadline: &mut Option<Sleep>,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let mut call = pin!(call);
-    poll_fn(|cx| {
-        if let Poll::Ready(result) = call.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        if let Some(deadline) = deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")));
-            }
-        }
-        Poll::Pending
-    })
-    .await
 }

@@ -4,6 +4,5 @@
 mod channel;
 mod grpc;
 
-pub(crate) use self::channel::ConnectionFlag;
 pub use self::channel::{Channel, ChannelBuilder, Connector, MIN_KEEPALIVE_INTERVAL, USER_AGENT};
 pub use self::grpc::Grpc;

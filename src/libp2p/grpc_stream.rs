@@ -19,9 +19,9 @@ use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 
 use super::peer::RemotePeer;
 use crate::client::ChannelBuilder;
+use crate::io::BoxIo;
 use crate::rt::SharedRuntime;
 use crate::server::{CallInfo, Server, ServerBuilder, Service};
-use crate::transport::BoxIo;
 use crate::{Channel, Error, Status};
 
 /// The protocol [`GrpcStream::new`] uses: `/grpc/0.1.0`.

@@ -20,7 +20,7 @@ use libp2p::core::multiaddr::{Multiaddr, Protocol};
 use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
 use libp2p::core::Transport;
 
-use crate::transport::tcp::AsyncIoTcp;
+use crate::rt::async_io::AsyncIoTcp;
 
 /// A TCP transport for libp2p built on [`async_io`].
 ///

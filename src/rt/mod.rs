@@ -26,8 +26,10 @@ use std::time::Duration;
 
 use futures::Stream;
 
-use crate::transport::BoxIo;
+use crate::io::BoxIo;
+use crate::Error;
 
+pub(crate) mod async_io;
 #[cfg(feature = "async-std")]
 mod async_std;
 #[cfg(feature = "smol")]
@@ -74,7 +76,7 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// Override it when the executor has a reactor of its own, so that socket
     /// wake-ups do not cross threads.
     fn tcp_connect(&self, addr: SocketAddr) -> Connecting {
-        crate::transport::tcp::connect(addr)
+        async_io::connect(addr)
     }
 
     /// Turns a bound `listener` into the stream of connections it accepts,
@@ -83,7 +85,7 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     ///
     /// The default uses `async-io`; see [`tcp_connect`](Runtime::tcp_connect).
     fn tcp_incoming(&self, listener: TcpListener) -> io::Result<Incoming> {
-        crate::transport::tcp::incoming(listener)
+        async_io::incoming(listener)
     }
 }
 
@@ -129,6 +131,14 @@ pub fn default_runtime() -> Option<SharedRuntime> {
     #[cfg(not(any(feature = "smol", feature = "async-std", feature = "tokio")))]
     {
         None
+    }
+}
+
+/// `runtime`, or else the default one: what every builder resolves.
+pub(crate) fn or_default(runtime: Option<SharedRuntime>) -> Result<SharedRuntime, Error> {
+    match runtime {
+        Some(runtime) => Ok(runtime),
+        None => default_runtime().ok_or_else(Error::no_runtime),
     }
 }
 

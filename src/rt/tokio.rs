@@ -13,7 +13,7 @@ use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 
 use super::{Connecting, Incoming, Runtime, Sleep, Task};
-use crate::transport::BoxIo;
+use crate::io::BoxIo;
 
 /// Spawns on a tokio runtime through its [`Handle`], sleeps with
 /// `tokio::time` and opens TCP sockets with `tokio::net`, so a tokio
@@ -80,7 +80,7 @@ impl Runtime for TokioRuntime {
 }
 
 /// A tokio TCP stream seen through futures-io's traits (the inverse of the
-/// adapter in `transport::coalesce`; both are plain forwarding).
+/// adapter in `io::h2_adapter`).
 struct TokioIo(net::TcpStream);
 
 impl AsyncRead for TokioIo {

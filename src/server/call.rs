@@ -16,11 +16,12 @@ use h2::SendStream;
 use http::{HeaderMap, HeaderValue};
 
 use super::ServerConfig;
-use crate::codec::EncodeBuf;
-use crate::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
-use crate::headers;
-use crate::streaming::{RecvBody, Side};
+use crate::http2::deadline;
+use crate::http2::recv::{RecvBody, Side};
 use crate::sync::{Signal, TrackerGuard};
+use crate::wire::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
+use crate::wire::framing::EncodeBuf;
+use crate::wire::headers;
 use crate::{MetadataMap, Request, Response, Status, Streaming};
 
 /// One incoming call, ready to be answered by a handler of one of the four
@@ -203,10 +204,8 @@ impl ServerCall {
                 if work.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Ended::Normally);
                 }
-                if let Some(deadline) = deadline.as_mut() {
-                    if deadline.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Ended::Deadline);
-                    }
+                if deadline::passed(&mut deadline, cx) {
+                    return Poll::Ready(Ended::Deadline);
                 }
                 if std::pin::Pin::new(&mut forced).poll(cx).is_ready() {
                     return Poll::Ready(Ended::Shutdown);
@@ -220,7 +219,7 @@ impl ServerCall {
             Ended::Normally => {}
             Ended::Deadline => {
                 tracing::debug!("call exceeded its deadline; handler dropped");
-                sink.finish(&Status::deadline_exceeded("deadline exceeded"), None);
+                sink.finish(&deadline::exceeded(), None);
             }
             Ended::Shutdown => {
                 sink.finish(&Status::unavailable("server shutting down"), None);
@@ -282,7 +281,7 @@ impl ResponseSink {
 
     async fn send_data(&mut self, data: Bytes) -> Result<(), h2::Error> {
         match self.send.as_mut() {
-            Some(send) => crate::body::send_data(send, data, false).await,
+            Some(send) => crate::http2::send::send_data(send, data, false).await,
             None => Err(h2::Error::from(h2::Reason::INTERNAL_ERROR)),
         }
     }
@@ -413,7 +412,7 @@ fn response_headers(encoding: Option<CompressionEncoding>) -> HeaderMap {
     }
     map.insert(
         headers::GRPC_ACCEPT_ENCODING,
-        crate::compression::accept_encoding_header_value(),
+        crate::wire::compression::accept_encoding_header_value(),
     );
     map
 }

@@ -14,13 +14,14 @@ use super::call::{
     ServerCall,
 };
 use super::{CallInfo, Shared};
-use crate::compression::CompressionEncoding;
-use crate::headers;
-use crate::keepalive::ServerTap;
+use crate::http2::keepalive::ServerTap;
+use crate::http2::{handshake, keepalive};
+use crate::io::{Io, Tap};
 use crate::sync::Signal;
 use crate::sync::Tracker;
-use crate::timeout::parse_timeout;
-use crate::transport::{compat_tapped, Io, Tap};
+use crate::wire::compression::CompressionEncoding;
+use crate::wire::headers;
+use crate::wire::timeout::parse_timeout;
 use crate::{Error, MetadataMap, Status};
 
 /// Runs the HTTP/2 server side of `io` until the peer closes it, the server
@@ -35,13 +36,7 @@ pub(crate) async fn serve(
         return Ok(());
     }
     let config = &shared.config;
-    let mut builder = h2::server::Builder::new();
-    builder
-        .max_header_list_size(config.max_header_list_size)
-        .initial_window_size(config.initial_stream_window_size)
-        .initial_connection_window_size(config.initial_connection_window_size)
-        .max_frame_size(config.max_frame_size)
-        .max_send_buffer_size(config.max_send_buffer_size);
+    let mut builder = config.settings.server();
     if let Some(max) = config.max_concurrent_streams {
         builder.max_concurrent_streams(max);
     }
@@ -59,36 +54,22 @@ pub(crate) async fn serve(
             too_many_pings.clone(),
         )) as Box<dyn Tap>
     });
-    let handshake = builder.handshake::<_, Bytes>(compat_tapped(io, tap));
-    let mut handshake = std::pin::pin!(handshake);
-    let mut handshake_deadline = config.runtime.sleep(config.handshake_timeout);
+    let handshake = builder.handshake::<_, Bytes>(crate::io::for_h2(io, tap));
     let mut forced = shared.force_shutdown.wait();
-    let mut connection = poll_fn(|cx| {
-        if let Poll::Ready(result) = handshake.as_mut().poll(cx) {
-            return Poll::Ready(result.map_err(Error::from));
-        }
-        if handshake_deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(Error::timeout("HTTP/2 handshake")));
-        }
-        if Pin::new(&mut forced).poll(cx).is_ready() {
-            return Poll::Ready(Err(Error::timeout("server shut down during handshake")));
-        }
-        Poll::Pending
-    })
+    let mut connection = handshake::limited(
+        handshake,
+        &config.runtime,
+        config.settings.handshake_timeout,
+        Some(&mut forced),
+    )
     .await?;
-
-    let mut keepalive =
-        config
-            .keepalive
-            .zip(connection.ping_pong())
-            .map(|(keepalive, ping_pong)| {
-                Box::pin(crate::keepalive::run(
-                    ping_pong,
-                    config.runtime.clone(),
-                    keepalive,
-                    None,
-                ))
-            });
+    let mut pinger = keepalive::pinger(
+        config.keepalive,
+        connection.ping_pong(),
+        &config.runtime,
+        None,
+    )
+    .map(Box::pin);
     let mut shutdown = shared.shutdown.wait();
     let mut draining = false;
     let mut pinged_too_often = too_many_pings.wait();
@@ -117,8 +98,8 @@ pub(crate) async fn serve(
             if Pin::new(&mut pinged_too_often).poll(cx).is_ready() {
                 return Poll::Ready(Next::TooManyPings);
             }
-            if let Some(keepalive) = keepalive.as_mut() {
-                if let Poll::Ready(err) = keepalive.as_mut().poll(cx) {
+            if let Some(pinger) = pinger.as_mut() {
+                if let Poll::Ready(err) = pinger.as_mut().poll(cx) {
                     return Poll::Ready(Next::Dead(err));
                 }
             }
@@ -153,7 +134,7 @@ pub(crate) async fn serve(
                     return Ok(());
                 }
                 tracing::debug!(%err, "connection failed");
-                return Err(err.into());
+                return Err(Error::http2(err));
             }
             Next::Closed => return Ok(()),
             Next::Dead(err) => {
@@ -346,7 +327,7 @@ fn respond_unsupported_encoding(respond: &mut SendResponse<Bytes>, status: &Stat
     let mut head = trailers_only_head(StatusCode::OK, status, None);
     head.headers_mut().insert(
         headers::GRPC_ACCEPT_ENCODING,
-        crate::compression::accept_encoding_header_value(),
+        crate::wire::compression::accept_encoding_header_value(),
     );
     send_trailers_only(respond, head);
 }

@@ -31,12 +31,13 @@ use futures::{Stream, StreamExt};
 pub use self::call::{CallFuture, ServerCall};
 use crate::sync::{Signal, Tracker};
 
-use crate::codec::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::compression::CompressionEncoding;
-use crate::keepalive::KeepAlive;
-pub use crate::keepalive::{PingPolicy, MAX_PING_STRIKES};
+use crate::http2::keepalive::KeepAlive;
+pub use crate::http2::keepalive::{PingPolicy, MAX_PING_STRIKES};
+use crate::http2::settings::Http2Settings;
+use crate::io::Io;
 use crate::rt::SharedRuntime;
-use crate::transport::Io;
+use crate::wire::compression::CompressionEncoding;
+use crate::wire::framing::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::{Error, MetadataMap, Status};
 
 /// A gRPC service: what generated `XxxServer::new(implementation)` types are.
@@ -125,13 +126,8 @@ pub(crate) struct ServerConfig {
     pub(crate) max_encoding_message_size: usize,
     pub(crate) send_compression: Option<CompressionEncoding>,
     pub(crate) max_concurrent_streams: Option<u32>,
-    pub(crate) max_header_list_size: u32,
-    pub(crate) initial_stream_window_size: u32,
-    pub(crate) initial_connection_window_size: u32,
-    pub(crate) max_frame_size: u32,
-    pub(crate) max_send_buffer_size: usize,
+    pub(crate) settings: Http2Settings,
     pub(crate) max_pending_accept_reset_streams: Option<usize>,
-    pub(crate) handshake_timeout: Duration,
     pub(crate) keepalive: Option<KeepAlive>,
     pub(crate) ping_policy: Option<PingPolicy>,
     pub(crate) idle_timeout: Option<Duration>,
@@ -146,17 +142,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_encoding_message_size", &self.max_encoding_message_size)
             .field("send_compression", &self.send_compression)
             .field("max_concurrent_streams", &self.max_concurrent_streams)
-            .field("max_header_list_size", &self.max_header_list_size)
-            .field(
-                "initial_stream_window_size",
-                &self.initial_stream_window_size,
-            )
-            .field(
-                "initial_connection_window_size",
-                &self.initial_connection_window_size,
-            )
-            .field("max_frame_size", &self.max_frame_size)
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("settings", &self.settings)
             .field("keepalive", &self.keepalive)
             .field("ping_policy", &self.ping_policy)
             .field("idle_timeout", &self.idle_timeout)
@@ -165,34 +151,36 @@ impl fmt::Debug for ServerConfig {
     }
 }
 
+/// The settings of a server, before the runtime is known.
+struct Settings {
+    max_decoding_message_size: usize,
+    max_encoding_message_size: usize,
+    send_compression: Option<CompressionEncoding>,
+    max_concurrent_streams: Option<u32>,
+    http2: Http2Settings,
+    max_pending_accept_reset_streams: Option<usize>,
+    keepalive: Option<KeepAlive>,
+    ping_policy: Option<PingPolicy>,
+    idle_timeout: Option<Duration>,
+    authorize: Option<Box<AuthorizeFn>>,
+}
+
 /// Configures and builds a [`Server`].
 pub struct ServerBuilder {
     runtime: Option<SharedRuntime>,
-    config: ServerConfig,
+    config: Settings,
     services: Vec<Arc<dyn Service>>,
 }
 
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
-            .field("config", &self.config)
+            .field("http2", &self.config.http2)
             .field(
                 "services",
                 &self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
             )
-            .finish()
-    }
-}
-
-/// The runtime placeholder used until `build` picks the real one.
-#[derive(Debug)]
-struct Unset;
-
-impl crate::rt::Runtime for Unset {
-    fn spawn(&self, _task: crate::rt::Task) {}
-
-    fn sleep(&self, _duration: Duration) -> crate::rt::Sleep {
-        Box::pin(futures::future::pending())
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,19 +188,13 @@ impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
             runtime: None,
-            config: ServerConfig {
-                runtime: Arc::new(Unset),
+            config: Settings {
                 max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
                 max_encoding_message_size: usize::MAX,
                 send_compression: None,
-                max_concurrent_streams: Some(1024),
-                max_header_list_size: 16 * 1024,
-                initial_stream_window_size: 1024 * 1024,
-                initial_connection_window_size: 2 * 1024 * 1024,
-                max_frame_size: 16 * 1024,
-                max_send_buffer_size: 1024 * 1024,
+                max_concurrent_streams: Some(DEFAULT_MAX_CONCURRENT_STREAMS),
+                http2: Http2Settings::default(),
                 max_pending_accept_reset_streams: Some(32),
-                handshake_timeout: Duration::from_secs(20),
                 keepalive: None,
                 ping_policy: Some(PingPolicy::default()),
                 idle_timeout: None,
@@ -222,6 +204,9 @@ impl Default for ServerBuilder {
         }
     }
 }
+
+/// Calls a server runs at once on one connection, by default.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
 
 impl ServerBuilder {
     /// The runtime that runs calls and timers (default: the one chosen by
@@ -261,31 +246,31 @@ impl ServerBuilder {
 
     /// Largest header block accepted (default 16 KiB).
     pub fn max_header_list_size(mut self, max: u32) -> Self {
-        self.config.max_header_list_size = max;
+        self.config.http2.max_header_list_size = max;
         self
     }
 
     /// HTTP/2 flow-control window of each call (default 1 MiB).
     pub fn initial_stream_window_size(mut self, size: u32) -> Self {
-        self.config.initial_stream_window_size = size;
+        self.config.http2.initial_stream_window_size = size;
         self
     }
 
     /// HTTP/2 flow-control window of each connection (default 2 MiB).
     pub fn initial_connection_window_size(mut self, size: u32) -> Self {
-        self.config.initial_connection_window_size = size;
+        self.config.http2.initial_connection_window_size = size;
         self
     }
 
     /// Largest HTTP/2 frame payload accepted (16 KiB to 16 MiB - 1, default 16 KiB).
     pub fn max_frame_size(mut self, size: u32) -> Self {
-        self.config.max_frame_size = size;
+        self.config.http2.max_frame_size = size;
         self
     }
 
     /// Time a new connection has to complete the HTTP/2 handshake (default 20 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.handshake_timeout = timeout;
+        self.config.http2.handshake_timeout = timeout;
         self
     }
 
@@ -339,12 +324,20 @@ impl ServerBuilder {
     /// Builds the server. Fails only when no runtime was given and no
     /// runtime feature is enabled.
     pub fn build(self) -> Result<Server, Error> {
-        let runtime = match self.runtime {
-            Some(runtime) => runtime,
-            None => crate::rt::default_runtime().ok_or_else(Error::no_runtime)?,
+        let settings = self.config;
+        let config = ServerConfig {
+            runtime: crate::rt::or_default(self.runtime)?,
+            max_decoding_message_size: settings.max_decoding_message_size,
+            max_encoding_message_size: settings.max_encoding_message_size,
+            send_compression: settings.send_compression,
+            max_concurrent_streams: settings.max_concurrent_streams,
+            settings: settings.http2,
+            max_pending_accept_reset_streams: settings.max_pending_accept_reset_streams,
+            keepalive: settings.keepalive,
+            ping_policy: settings.ping_policy,
+            idle_timeout: settings.idle_timeout,
+            authorize: settings.authorize,
         };
-        let mut config = self.config;
-        config.runtime = runtime;
         let routes = self
             .services
             .into_iter()
@@ -372,11 +365,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn service(&self, name: &str) -> Option<Arc<dyn Service>> {
-        self.routes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(name)
-            .cloned()
+        crate::sync::read(&self.routes).get(name).cloned()
     }
 }
 
@@ -408,20 +397,12 @@ impl Server {
     /// Registers (or replaces) a service; running connections see it at once.
     pub fn add_service(&self, service: impl Service) {
         let service: Arc<dyn Service> = Arc::new(service);
-        self.shared
-            .routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(service.name().to_owned(), service);
+        crate::sync::write(&self.shared.routes).insert(service.name().to_owned(), service);
     }
 
     /// The names of the registered services.
     pub fn service_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .shared
-            .routes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut names: Vec<String> = crate::sync::read(&self.shared.routes)
             .keys()
             .cloned()
             .collect();

@@ -286,7 +286,7 @@ pub fn echo_server(
 /// Serves `server` on one end of an in-memory pipe and returns the other
 /// end's channel.
 pub async fn memory_channel(server: &Server) -> Channel {
-    let (client_io, server_io) = p2p_grpc::transport::duplex(256 * 1024);
+    let (client_io, server_io) = p2p_grpc::io::duplex(256 * 1024);
     let server = server.clone();
     runtime().spawn(Box::pin(async move {
         let _ = server.serve_connection(server_io).await;

@@ -108,7 +108,7 @@ pub async fn serve(rt: SharedRuntime) -> Result<ServerHandle> {
     Ok(ServerHandle::new(addr))
 }
 
-async fn serve_connection(rt: SharedRuntime, io: p2p_grpc::transport::BoxIo) -> Result<()> {
+async fn serve_connection(rt: SharedRuntime, io: p2p_grpc::io::BoxIo) -> Result<()> {
     let mut connection = h2::server::Builder::new()
         .initial_window_size(WINDOW)
         .initial_connection_window_size(CONN_WINDOW)

@@ -172,7 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
         // An in-memory pipe instead of a socket: any futures-io byte stream
         // carries gRPC.
-        let (client_io, server_io) = p2p_grpc::transport::duplex(64 * 1024);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
         let serving = server.clone();
         server.runtime().spawn(Box::pin(async move {
             let _ = serving.serve_connection(server_io).await;

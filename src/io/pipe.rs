@@ -1,4 +1,4 @@
-//! A bounded in-memory byte pipe, the building block of [`duplex`](super::duplex).
+//! An in-memory duplex byte pipe: [`duplex`] gives two connected ends.
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,17 +20,15 @@ struct Shared {
 type SharedRef = Arc<Mutex<Shared>>;
 
 fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
-    // A panic while holding this lock cannot leave the buffer inconsistent
-    // (every update is a single call), so a poisoned lock is still usable.
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    // Every update is a single call: a poisoned lock is still consistent.
+    crate::sync::lock(shared)
 }
 
-pub(super) struct PipeReader(SharedRef);
-pub(super) struct PipeWriter(SharedRef);
+struct PipeReader(SharedRef);
+struct PipeWriter(SharedRef);
 
-pub(super) fn pipe(capacity: usize) -> (PipeReader, PipeWriter) {
+/// One direction: bytes written to the writer come out of the reader.
+fn pipe(capacity: usize) -> (PipeReader, PipeWriter) {
     let shared = Arc::new(Mutex::new(Shared {
         buffer: VecDeque::with_capacity(capacity.min(64 * 1024)),
         capacity: capacity.max(1),
@@ -110,13 +108,31 @@ impl Drop for PipeWriter {
     }
 }
 
-/// One end of an in-memory duplex pipe (see [`duplex`](super::duplex)).
+/// An in-memory, bidirectional byte pipe: two connected ends, each readable
+/// and writable, each direction holding at most `capacity` bytes. Handy for
+/// tests and for running client and server in one process without sockets.
+pub fn duplex(capacity: usize) -> (Duplex, Duplex) {
+    let (a_to_b_reader, a_to_b_writer) = pipe(capacity);
+    let (b_to_a_reader, b_to_a_writer) = pipe(capacity);
+    (
+        Duplex {
+            reader: b_to_a_reader,
+            writer: a_to_b_writer,
+        },
+        Duplex {
+            reader: a_to_b_reader,
+            writer: b_to_a_writer,
+        },
+    )
+}
+
+/// One end of an in-memory duplex pipe (see [`duplex`]).
 ///
 /// Closing (or dropping) an end makes the other end read EOF; writing to an
 /// end whose peer is gone fails with `BrokenPipe`.
 pub struct Duplex {
-    pub(super) reader: PipeReader,
-    pub(super) writer: PipeWriter,
+    reader: PipeReader,
+    writer: PipeWriter,
 }
 
 impl std::fmt::Debug for Duplex {
@@ -159,7 +175,7 @@ mod tests {
     use futures::executor::block_on;
     use futures::{AsyncReadExt, AsyncWriteExt};
 
-    use super::super::duplex;
+    use super::duplex;
 
     #[test]
     fn bytes_cross_both_ways_and_close_gives_eof() {

@@ -6,7 +6,7 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::HEADER_LEN;
-use crate::compression::{decompress, CompressionEncoding};
+use crate::wire::compression::{decompress, CompressionEncoding};
 use crate::Status;
 
 /// Chunks smaller than this that arrive while a message is incomplete are
@@ -366,7 +366,7 @@ pub fn decode_message<M: prost::Message + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
+    use crate::wire::framing::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
     use crate::Code;
     use bytes::BufMut;
 

@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HEADER_LEN;
-use crate::compression::{compress, CompressionEncoding};
+use crate::wire::compression::{compress, CompressionEncoding};
 use crate::Status;
 
 /// Appends one framed message (5-byte header and payload) to `buf`.
@@ -131,8 +131,8 @@ fn check_len(len: usize, max: usize) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{MessageDecoder, DEFAULT_MAX_MESSAGE_SIZE};
-    use crate::compression::decompress;
+    use crate::wire::compression::decompress;
+    use crate::wire::framing::{MessageDecoder, DEFAULT_MAX_MESSAGE_SIZE};
     use crate::Code;
     use prost::Message as _;
 
@@ -236,7 +236,7 @@ mod tests {
         for chunk in wire.chunks(7) {
             dec.push(bytes::Bytes::copy_from_slice(chunk));
             while let Some(raw) = dec.decode().unwrap() {
-                let m: Hello = crate::codec::decode_message(
+                let m: Hello = crate::wire::framing::decode_message(
                     raw,
                     Some(CompressionEncoding::Gzip),
                     DEFAULT_MAX_MESSAGE_SIZE,

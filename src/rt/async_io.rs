@@ -16,8 +16,8 @@ use async_io::Async;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 
-use super::BoxIo;
-use crate::rt::{Connecting, Incoming};
+use super::{Connecting, Incoming};
+use crate::io::BoxIo;
 
 /// Connects to `addr`, with `TCP_NODELAY` set.
 pub(crate) fn connect(addr: SocketAddr) -> Connecting {
@@ -65,11 +65,13 @@ impl AsyncIoTcp {
     }
 
     /// The socket.
+    #[cfg_attr(not(feature = "libp2p"), allow(dead_code))]
     pub(crate) fn get_ref(&self) -> &TcpStream {
         self.io.get_ref()
     }
 
     /// The `async-io` handle of the socket.
+    #[cfg_attr(not(feature = "libp2p"), allow(dead_code))]
     pub(crate) fn into_inner(self) -> Async<TcpStream> {
         self.io
     }

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::{select, Either};
 
-use crate::frame_scan::{goaway_frame, Frame, FrameScanner, DATA, FLAG_ACK, HEADERS, PING};
+use crate::io::Tap;
 use crate::rt::SharedRuntime;
 use crate::sync::{lock, Signal, Tracker};
-use crate::transport::Tap;
+use crate::wire::frame_scan::{goaway_frame, Frame, FrameScanner, DATA, FLAG_ACK, HEADERS, PING};
 use crate::Error;
 
 /// The shortest interval between a client's PINGs (A8: at least 10 s).
@@ -83,7 +83,7 @@ impl Default for PingPolicy {
 /// Pings the peer until the connection must be dropped, and returns why (no
 /// PONG in time, or the connection failed). With `calls`, a round with no
 /// call running sends no PING unless `keepalive.while_idle` is set.
-pub(crate) async fn run(
+async fn run(
     mut ping_pong: h2::PingPong,
     runtime: SharedRuntime,
     keepalive: KeepAlive,
@@ -96,18 +96,30 @@ pub(crate) async fn run(
             continue;
         }
         if let Err(err) = ping_pong.send_ping(h2::Ping::opaque()) {
-            return err.into();
+            return Error::http2(err);
         }
         let pong = poll_fn(|cx| ping_pong.poll_pong(cx));
         match select(std::pin::pin!(pong), runtime.sleep(keepalive.timeout)).await {
             Either::Left((Ok(_), _)) => {}
-            Either::Left((Err(err), _)) => return err.into(),
+            Either::Left((Err(err), _)) => return Error::http2(err),
             Either::Right(_) => {
                 tracing::debug!(?keepalive, "no PONG in time: peer presumed gone");
                 return Error::timeout("keepalive: no PING answer");
             }
         }
     }
+}
+
+/// The pinging task of a new connection, when keepalive is on (and h2 has
+/// a PING handle for it).
+pub(crate) fn pinger(
+    keepalive: Option<KeepAlive>,
+    ping_pong: Option<h2::PingPong>,
+    runtime: &SharedRuntime,
+    calls: Option<Tracker>,
+) -> Option<impl std::future::Future<Output = Error> + Send + 'static> {
+    let (keepalive, ping_pong) = keepalive.zip(ping_pong)?;
+    Some(run(ping_pong, runtime.clone(), keepalive, calls))
 }
 
 /// The keepalive settings of a client, shared by its connections: the

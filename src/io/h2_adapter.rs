@@ -4,7 +4,7 @@
 //! non-vectored writer and writes each DATA frame of 1 KiB or more as two
 //! writes: the 9-byte frame header, then the payload. Over TCP with
 //! `TCP_NODELAY` that is two syscalls and two segments per frame; over a
-//! libp2p stream, two yamux frames. [`Coalesce`] adapts a futures-io stream
+//! libp2p stream, two yamux frames. [`H2Adapter`] adapts a futures-io stream
 //! to tokio-io itself and claims vectored writes:
 //! - small writes (under 8 KiB in all) are gathered into one buffer (up to
 //!   64 KiB), handed to the stream in one write when full or when h2 flushes
@@ -44,7 +44,7 @@ pub(crate) trait Tap: Send + 'static {
 
 /// A futures-io stream as a tokio-io one, whose small writes are gathered
 /// into one buffer until flush.
-pub(crate) struct Coalesce<T> {
+pub(crate) struct H2Adapter<T> {
     inner: T,
     buf: Vec<u8>,
     written: usize,
@@ -53,9 +53,9 @@ pub(crate) struct Coalesce<T> {
     tap: Option<Box<dyn Tap>>,
 }
 
-impl<T> std::fmt::Debug for Coalesce<T> {
+impl<T> std::fmt::Debug for H2Adapter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coalesce")
+        f.debug_struct("H2Adapter")
             .field("buffered", &(self.buf.len() - self.written))
             .field("read_size", &self.read_size)
             .field("tapped", &self.tap.is_some())
@@ -63,9 +63,9 @@ impl<T> std::fmt::Debug for Coalesce<T> {
     }
 }
 
-impl<T> Coalesce<T> {
+impl<T> H2Adapter<T> {
     pub(crate) fn new(inner: T) -> Self {
-        Coalesce {
+        H2Adapter {
             inner,
             buf: Vec::new(),
             written: 0,
@@ -76,7 +76,7 @@ impl<T> Coalesce<T> {
 
     /// The adapter with `tap` watching its bytes.
     pub(crate) fn with_tap(inner: T, tap: Option<Box<dyn Tap>>) -> Self {
-        let mut this = Coalesce::new(inner);
+        let mut this = H2Adapter::new(inner);
         this.tap = tap;
         this
     }
@@ -94,7 +94,7 @@ fn tap_wrote(tap: &mut dyn Tap, bufs: &[IoSlice<'_>], mut n: usize) {
     }
 }
 
-impl<T: FuturesWrite + Unpin> Coalesce<T> {
+impl<T: FuturesWrite + Unpin> H2Adapter<T> {
     /// Writes out everything buffered.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.buf.len() {
@@ -110,7 +110,7 @@ impl<T: FuturesWrite + Unpin> Coalesce<T> {
     }
 }
 
-impl<T: FuturesRead + Unpin> AsyncRead for Coalesce<T> {
+impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -140,7 +140,7 @@ impl<T: FuturesRead + Unpin> AsyncRead for Coalesce<T> {
     }
 }
 
-impl<T: FuturesWrite + Unpin> AsyncWrite for Coalesce<T> {
+impl<T: FuturesWrite + Unpin> AsyncWrite for H2Adapter<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn header_and_payload_go_out_in_one_write_at_flush() {
         let writes = Arc::new(Mutex::new(Vec::new()));
-        let mut io = Coalesce::new(Recorder {
+        let mut io = H2Adapter::new(Recorder {
             writes: writes.clone(),
             limit: usize::MAX,
         });
@@ -294,12 +294,12 @@ mod tests {
 
     #[test]
     fn reads_offer_what_recent_reads_used() {
-        let mut io = Coalesce::new(Source {
+        let mut io = H2Adapter::new(Source {
             chunk: 100,
             offered: Vec::new(),
         });
         let mut storage = vec![0u8; 1 << 20];
-        let mut read = |io: &mut Coalesce<Source>| {
+        let mut read = |io: &mut H2Adapter<Source>| {
             let mut buf = ReadBuf::new(&mut storage);
             run(|cx| Pin::new(&mut *io).poll_read(cx, &mut buf)).unwrap();
             buf.filled().len()
@@ -327,7 +327,7 @@ mod tests {
     #[test]
     fn partial_writes_and_large_writes() {
         let writes = Arc::new(Mutex::new(Vec::new()));
-        let mut io = Coalesce::new(Recorder {
+        let mut io = H2Adapter::new(Recorder {
             writes: writes.clone(),
             limit: 1000,
         });

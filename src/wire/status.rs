@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS};
 
-use crate::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
-use crate::metadata::{MetadataMap, BASE64};
+use super::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+use super::metadata::{MetadataMap, BASE64};
 
 /// A gRPC status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -353,39 +353,6 @@ impl Status {
         ))
     }
 
-    /// Maps an h2 error to a status.
-    ///
-    /// Stream resets and connection errors (GOAWAY) follow the gRPC spec's
-    /// table: `NO_ERROR`, `PROTOCOL_ERROR`, `INTERNAL_ERROR`,
-    /// `FLOW_CONTROL_ERROR`, `SETTINGS_TIMEOUT`, `STREAM_CLOSED`,
-    /// `FRAME_SIZE_ERROR`, `COMPRESSION_ERROR`, `CONNECT_ERROR`,
-    /// `HTTP_1_1_REQUIRED` give `INTERNAL`; `REFUSED_STREAM` gives
-    /// `UNAVAILABLE`; `CANCEL` gives `CANCELLED`; `ENHANCE_YOUR_CALM` gives
-    /// `RESOURCE_EXHAUSTED`; `INADEQUATE_SECURITY` gives `PERMISSION_DENIED`;
-    /// unknown reasons give `UNKNOWN`. A GOAWAY with `NO_ERROR` (the
-    /// connection is going away, the call may be retried elsewhere) and IO
-    /// errors give `UNAVAILABLE`. Other errors (misuse of h2 by this library)
-    /// give `INTERNAL`. The message includes the h2 error text.
-    pub fn from_h2_error(err: &h2::Error) -> Status {
-        let code = if err.is_io() {
-            Code::Unavailable
-        } else if let Some(reason) = err.reason() {
-            if err.is_go_away() && reason == h2::Reason::NO_ERROR {
-                Code::Unavailable
-            } else {
-                code_from_h2_reason(reason)
-            }
-        } else {
-            Code::Internal
-        };
-        let message = if err.is_io() {
-            format!("connection error: {err}")
-        } else {
-            format!("h2 protocol error: {err}")
-        };
-        Status::new(code, message)
-    }
-
     /// The gRPC spec's mapping of the HTTP status of a response that has no
     /// `grpc-status`: 400 gives `INTERNAL`, 401 `UNAUTHENTICATED`, 403
     /// `PERMISSION_DENIED`, 404 `UNIMPLEMENTED`, 429, 502, 503 and 504
@@ -400,27 +367,6 @@ impl Status {
             _ => Code::Unknown,
         };
         Status::new(code, format!("HTTP status {status}"))
-    }
-}
-
-/// The gRPC code for an HTTP/2 error code (RST_STREAM or GOAWAY reason).
-pub fn code_from_h2_reason(reason: h2::Reason) -> Code {
-    match reason {
-        h2::Reason::NO_ERROR
-        | h2::Reason::PROTOCOL_ERROR
-        | h2::Reason::INTERNAL_ERROR
-        | h2::Reason::FLOW_CONTROL_ERROR
-        | h2::Reason::SETTINGS_TIMEOUT
-        | h2::Reason::STREAM_CLOSED
-        | h2::Reason::FRAME_SIZE_ERROR
-        | h2::Reason::COMPRESSION_ERROR
-        | h2::Reason::CONNECT_ERROR
-        | h2::Reason::HTTP_1_1_REQUIRED => Code::Internal,
-        h2::Reason::REFUSED_STREAM => Code::Unavailable,
-        h2::Reason::CANCEL => Code::Cancelled,
-        h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-        h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-        _ => Code::Unknown,
     }
 }
 
@@ -463,12 +409,6 @@ impl From<std::io::Error> for Status {
             _ => Code::Unknown,
         };
         Status::new(code, format!("io error: {err}"))
-    }
-}
-
-impl From<h2::Error> for Status {
-    fn from(err: h2::Error) -> Status {
-        Status::from_h2_error(&err)
     }
 }
 
@@ -635,36 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn h2_reason_mapping() {
-        use h2::Reason;
-        let cases = [
-            (Reason::NO_ERROR, Code::Internal),
-            (Reason::PROTOCOL_ERROR, Code::Internal),
-            (Reason::INTERNAL_ERROR, Code::Internal),
-            (Reason::FLOW_CONTROL_ERROR, Code::Internal),
-            (Reason::SETTINGS_TIMEOUT, Code::Internal),
-            (Reason::FRAME_SIZE_ERROR, Code::Internal),
-            (Reason::COMPRESSION_ERROR, Code::Internal),
-            (Reason::CONNECT_ERROR, Code::Internal),
-            (Reason::REFUSED_STREAM, Code::Unavailable),
-            (Reason::CANCEL, Code::Cancelled),
-            (Reason::ENHANCE_YOUR_CALM, Code::ResourceExhausted),
-            (Reason::INADEQUATE_SECURITY, Code::PermissionDenied),
-            (Reason::from(0xabc), Code::Unknown),
-        ];
-        for (reason, code) in cases {
-            let err = h2::Error::from(reason);
-            let status = Status::from_h2_error(&err);
-            assert_eq!(status.code(), code, "{reason:?}");
-            assert!(status.message().contains(&err.to_string()));
-            assert_eq!(Status::from(err).code(), code);
-        }
-    }
-
-    #[test]
-    fn h2_io_error_is_unavailable() {
-        // h2 exposes no public constructor for IO errors; the mapping of the
-        // io::Error itself is checked here.
+    fn io_error_mapping() {
         let s = Status::from(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
             "reset",
@@ -674,13 +585,17 @@ mod tests {
         for kind in [
             std::io::ErrorKind::BrokenPipe,
             std::io::ErrorKind::ConnectionAborted,
-            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::ConnectionRefused,
             std::io::ErrorKind::NotConnected,
+            std::io::ErrorKind::UnexpectedEof,
             std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::WriteZero,
+            std::io::ErrorKind::AddrNotAvailable,
         ] {
             assert_eq!(
                 Status::from(std::io::Error::from(kind)).code(),
-                Code::Unavailable
+                Code::Unavailable,
+                "{kind:?}"
             );
         }
         assert_eq!(

@@ -1,0 +1,37 @@
+//! The HTTP/2 handshake of either role, under a time limit.
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::rt::SharedRuntime;
+use crate::sync::SignalWait;
+use crate::Error;
+
+/// Runs `handshake` unless `limit` passes first (a timeout error) or
+/// `abort` fires (a shutdown error).
+pub(crate) async fn limited<T>(
+    handshake: impl Future<Output = Result<T, h2::Error>>,
+    runtime: &SharedRuntime,
+    limit: Duration,
+    mut abort: Option<&mut SignalWait>,
+) -> Result<T, Error> {
+    let mut handshake = pin!(handshake);
+    let mut timer = runtime.sleep(limit);
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = handshake.as_mut().poll(cx) {
+            return Poll::Ready(result.map_err(Error::http2));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(Error::timeout("HTTP/2 handshake")));
+        }
+        if let Some(abort) = abort.as_mut() {
+            if Pin::new(&mut **abort).poll(cx).is_ready() {
+                return Poll::Ready(Err(Error::shutdown()));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
