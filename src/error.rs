@@ -123,8 +123,8 @@ impl Error {
     }
 }
 
-impl From<Error> for crate::Status {
+impl From<Error> for crate::wire::status::Status {
     fn from(err: Error) -> Self {
-        crate::Status::unavailable(err.to_string())
+        crate::wire::status::Status::unavailable(err.to_string())
     }
 }

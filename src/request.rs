@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::Stream;
 
-use crate::MetadataMap;
+use crate::wire::metadata::MetadataMap;
 
 /// A gRPC request: a message (or a stream of messages) with metadata.
 ///

@@ -1,6 +1,6 @@
 //! [`Response`]: a message with its header and trailer metadata.
 
-use crate::MetadataMap;
+use crate::wire::metadata::MetadataMap;
 
 /// A gRPC response: a message (or a stream of messages) with metadata.
 ///

@@ -8,7 +8,8 @@ use std::task::{ready, Context, Poll};
 use futures::Stream;
 
 use crate::http2::recv::RecvBody;
-use crate::{MetadataMap, Status};
+use crate::wire::metadata::MetadataMap;
+use crate::wire::status::Status;
 
 /// A stream of incoming messages: the requests of a client-streaming or bidi
 /// call on the server, the responses of a server-streaming or bidi call on
@@ -69,6 +70,21 @@ impl<T: prost::Message + Default> Streaming<T> {
             Some(Err(status)) => Err(status),
             None => Ok(None),
         }
+    }
+
+    /// Reads the one message of the unary side of a call (`what`: "request"
+    /// or "response"), and checks that no second one follows.
+    pub(crate) async fn only_message(&mut self, what: &str) -> Result<T, Status> {
+        let message = self
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal(format!("{what} carries no message")))?;
+        if self.message().await?.is_some() {
+            return Err(Status::internal(format!(
+                "more than one {what} message for a unary call"
+            )));
+        }
+        Ok(message)
     }
 
     /// Client side: reads (and discards) the remaining messages and returns

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use h2::SendStream;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Uri};
@@ -16,6 +16,7 @@ use super::Channel;
 use crate::http2::deadline;
 use crate::http2::errors::status_from_h2;
 use crate::http2::recv::{PendingHead, RecvBody};
+use crate::http2::send::{fill_batch, send_data, Filled};
 use crate::rt::Sleep;
 use crate::wire::compression::{CompressionEncoding, MessageCompression};
 use crate::wire::framing::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
@@ -355,34 +356,23 @@ impl Grpc {
     {
         let mut messages = pin!(messages);
         let mut buf = EncodeBuf::default();
-        while let Some(mut message) = messages.next().await {
-            // Gather the requests that are ready now into one write (up to
-            // BATCH bytes), as the server does with responses.
-            let ended = loop {
-                if let Err(status) = buf.encode(
-                    &message,
-                    MessageCompression::apply(switch.as_ref(), self.send_compression),
-                    self.max_encoding_message_size,
-                ) {
+        let encoding = |buf: &mut EncodeBuf, message: Req| {
+            buf.encode(
+                &message,
+                MessageCompression::apply(switch.as_ref(), self.send_compression),
+                self.max_encoding_message_size,
+            )
+        };
+        while let Some(message) = messages.next().await {
+            let ended = match fill_batch(&mut buf, message, messages.as_mut(), encoding) {
+                Filled::Ready => false,
+                Filled::Ended => true,
+                Filled::Failed(status) => {
                     send.send_reset(h2::Reason::CANCEL);
                     return Err(status);
                 }
-                if buf.len() >= BATCH {
-                    break false;
-                }
-                match messages.next().now_or_never() {
-                    Some(Some(next)) => message = next,
-                    Some(None) => break true,
-                    None => break false,
-                }
             };
-            if crate::http2::send::send_data(&mut send, buf.take(), ended)
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
-            if ended {
+            if send_data(&mut send, buf.take(), ended).await.is_err() || ended {
                 return Ok(());
             }
         }
@@ -415,9 +405,6 @@ fn send_single(send: &mut SendStream<Bytes>, payload: Bytes) -> Result<(), h2::E
     send.send_data(payload, true)
 }
 
-/// Ready request messages are gathered into one write up to this size.
-const BATCH: usize = 32 * 1024;
-
 /// How often a unary or server-streaming request refused before processing
 /// is sent, in all.
 const REFUSED_STREAM_ATTEMPTS: u32 = 4;
@@ -428,15 +415,7 @@ async fn single_response<Resp: prost::Message + Default>(
     metadata: MetadataMap,
     messages: &mut Streaming<Resp>,
 ) -> Result<Response<Resp>, Status> {
-    let message = match messages.message().await? {
-        Some(message) => message,
-        None => return Err(Status::internal("response carries no message")),
-    };
-    if messages.message().await?.is_some() {
-        return Err(Status::internal(
-            "more than one response message for a unary call",
-        ));
-    }
+    let message = messages.only_message("response").await?;
     let trailers = messages.trailers().await?.unwrap_or_default();
     let mut response = Response::from_parts(metadata, message, http::Extensions::new());
     response.set_trailers(trailers);

@@ -6,7 +6,7 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 
 use crate::rt::Sleep;
-use crate::Status;
+use crate::wire::status::Status;
 
 /// The status of a call whose deadline passed (client or server side:
 /// never `CANCELLED`).

@@ -1,7 +1,7 @@
 //! h2's errors as gRPC statuses, crate-private so that no h2 type reaches
 //! the public API.
 
-use crate::{Code, Status};
+use crate::wire::status::{Code, Status};
 
 /// The status of a call that failed with `err`.
 ///

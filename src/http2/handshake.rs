@@ -5,9 +5,9 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::rt::SharedRuntime;
 use crate::sync::SignalWait;
-use crate::Error;
 
 /// Runs `handshake` unless `limit` passes first (a timeout error) or
 /// `abort` fires (a shutdown error).

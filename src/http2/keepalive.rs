@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::{select, Either};
 
+use crate::error::Error;
 use crate::io::Tap;
 use crate::rt::SharedRuntime;
 use crate::sync::{lock, Signal, Tracker};
 use crate::wire::frame_scan::{goaway_frame, Frame, FrameScanner, DATA, FLAG_ACK, HEADERS, PING};
-use crate::Error;
 
 /// The shortest interval between a client's PINGs (A8: at least 10 s).
 pub const MIN_CLIENT_INTERVAL: Duration = Duration::from_secs(10);

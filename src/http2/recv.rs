@@ -19,7 +19,8 @@ use crate::sync::{Tracker, TrackerGuard};
 use crate::wire::compression::CompressionEncoding;
 use crate::wire::framing::{decode_message, MessageDecoder, RawMessage};
 use crate::wire::headers;
-use crate::{MetadataMap, Status};
+use crate::wire::metadata::MetadataMap;
+use crate::wire::status::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -169,7 +170,7 @@ impl RecvBody {
         let (parts, body) = response.into_parts();
         if let Some(status) = Status::from_header_map(&parts.headers) {
             // Trailers-only: the headers are the trailers.
-            if status.code() != crate::Code::Ok {
+            if status.code() != crate::wire::status::Code::Ok {
                 return Err(status);
             }
             return Ok((
@@ -180,11 +181,7 @@ impl RecvBody {
         if parts.status != http::StatusCode::OK {
             return Err(Status::from_http_status(parts.status));
         }
-        let is_grpc = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|value| headers::is_grpc_content_type(value.as_bytes()));
-        if !is_grpc {
+        if !headers::has_grpc_content_type(&parts.headers) {
             return Err(Status::internal(format!(
                 "response content-type is not gRPC: {:?}",
                 parts.headers.get(http::header::CONTENT_TYPE)
@@ -354,7 +351,7 @@ impl RecvBody {
                             self.body = None;
                             self.active = None;
                             self.deadline = None;
-                            if status.code() != crate::Code::Ok {
+                            if status.code() != crate::wire::status::Code::Ok {
                                 return Poll::Ready(Some(Err(status)));
                             }
                             return Poll::Ready(None);

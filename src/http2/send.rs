@@ -7,9 +7,13 @@
 //! message is wanted.
 
 use std::future::poll_fn;
+use std::pin::Pin;
 
 use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
 use h2::SendStream;
+
+use crate::wire::framing::EncodeBuf;
 
 /// Sends `data` on `stream`, waiting for flow-control capacity as needed, and
 /// ends the stream when `end_of_stream` is set.
@@ -42,4 +46,48 @@ pub(crate) async fn send_data(
         stream.send_data(chunk, end_of_stream && data.is_empty())?;
     }
     Ok(())
+}
+
+/// Ready messages are gathered into one write up to this many bytes: fewer
+/// DATA frames and h2 round trips, and a slow reader is not flooded with
+/// tiny frames (h2 ends connections that send too many small ones).
+pub(crate) const BATCH: usize = 32 * 1024;
+
+/// How filling a batch ended.
+#[derive(Debug)]
+pub(crate) enum Filled<E> {
+    /// The batch is full, or no further message is ready now.
+    Ready,
+    /// The stream of messages ended.
+    Ended,
+    /// An item could not be encoded, or was an error: the call ends.
+    Failed(E),
+}
+
+/// Encodes `first`, then every item `items` has ready without waiting, into
+/// `buf`, until it holds [`BATCH`] bytes. `encode` frames one item (or
+/// fails the call with it); both roles send their messages this way.
+pub(crate) fn fill_batch<S, E>(
+    buf: &mut EncodeBuf,
+    first: S::Item,
+    mut items: Pin<&mut S>,
+    mut encode: impl FnMut(&mut EncodeBuf, S::Item) -> Result<(), E>,
+) -> Filled<E>
+where
+    S: Stream,
+{
+    let mut item = first;
+    loop {
+        if let Err(err) = encode(buf, item) {
+            return Filled::Failed(err);
+        }
+        if buf.len() >= BATCH {
+            return Filled::Ready;
+        }
+        match items.as_mut().next().now_or_never() {
+            Some(Some(next)) => item = next,
+            Some(None) => return Filled::Ended,
+            None => return Filled::Ready,
+        }
+    }
 }

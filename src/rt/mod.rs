@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use futures::Stream;
 
+use crate::error::Error;
 use crate::io::BoxIo;
-use crate::Error;
 
 pub(crate) mod async_io;
 #[cfg(feature = "async-std")]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::Stream;
 use h2::server::SendResponse;
 use h2::SendStream;
 use http::{HeaderMap, HeaderValue};
@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use super::ServerConfig;
 use crate::http2::deadline;
 use crate::http2::recv::{RecvBody, Side};
+use crate::http2::send::{fill_batch, Filled};
 use crate::sync::{Signal, TrackerGuard};
 use crate::wire::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
 use crate::wire::framing::EncodeBuf;
@@ -234,15 +235,7 @@ async fn read_single<Req: prost::Message + Default>(
 ) -> Result<Request<Req>, Status> {
     let timeout = request.timeout();
     let (metadata, extensions, mut messages) = request.into_parts();
-    let message = messages
-        .message()
-        .await?
-        .ok_or_else(|| Status::internal("request carries no message"))?;
-    if messages.message().await?.is_some() {
-        return Err(Status::internal(
-            "more than one request message for a unary request",
-        ));
-    }
+    let message = messages.only_message("request").await?;
     let mut request = Request::from_parts(metadata, extensions, message);
     request.set_timeout_opt(timeout);
     Ok(request)
@@ -358,47 +351,42 @@ where
             Poll::Pending
         })
         .await;
-        let Some(mut item) = next else {
+        let Some(first) = next else {
             tracing::debug!("client reset the call while streaming");
             return;
         };
-        // Gather every message that is ready now into one write (up to
-        // BATCH bytes): fewer DATA frames, fewer h2 round trips, and a slow
-        // reader is not flooded with tiny frames.
-        let end = loop {
-            match item {
-                Some(Ok(message)) => {
-                    let encoding = MessageCompression::apply(switch.as_ref(), sink.encoding);
-                    if let Err(status) = buf.encode(&message, encoding, sink.max_message_size) {
-                        break Some(status);
-                    }
-                }
-                Some(Err(status)) => break Some(status),
-                None => break Some(Status::ok("")),
-            }
-            if buf.len() >= BATCH {
-                break None;
-            }
-            match messages.as_mut().next().now_or_never() {
-                Some(ready) => item = ready,
-                None => break None,
-            }
+        let Some(first) = first else {
+            sink.finish(&Status::ok(""), Some(&trailers));
+            return;
         };
+        let (encoding, max_message_size) = (sink.encoding, sink.max_message_size);
+        let filled = fill_batch(&mut buf, first, messages.as_mut(), |buf, item| {
+            let message = item?;
+            buf.encode(
+                &message,
+                MessageCompression::apply(switch.as_ref(), encoding),
+                max_message_size,
+            )
+        });
         if !buf.is_empty() {
             if let Err(err) = sink.send_data(buf.take()).await {
                 tracing::debug!(%err, "response stream closed while sending");
                 return;
             }
         }
-        if let Some(status) = end {
-            sink.finish(&status, Some(&trailers));
-            return;
+        match filled {
+            Filled::Ready => {}
+            Filled::Ended => {
+                sink.finish(&Status::ok(""), Some(&trailers));
+                return;
+            }
+            Filled::Failed(status) => {
+                sink.finish(&status, Some(&trailers));
+                return;
+            }
         }
     }
 }
-
-/// Ready response messages are gathered into one write up to this size.
-const BATCH: usize = 32 * 1024;
 
 /// The headers of a successful response.
 fn response_headers(encoding: Option<CompressionEncoding>) -> HeaderMap {

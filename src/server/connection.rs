@@ -228,11 +228,7 @@ fn dispatch(
         );
         return;
     }
-    let is_grpc = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|value| headers::is_grpc_content_type(value.as_bytes()));
-    if !is_grpc {
+    if !headers::has_grpc_content_type(&parts.headers) {
         respond_with_http_status(
             &mut respond,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

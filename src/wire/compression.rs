@@ -12,7 +12,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use http::HeaderValue;
 
-use crate::Status;
+use crate::wire::status::Status;
 
 /// The gzip level used by [`compress`].
 const GZIP_LEVEL: u32 = 6;
@@ -87,8 +87,8 @@ impl CompressionEncoding {
 /// extensions to send that response uncompressed, even when the server compresses
 /// responses ([`ServerBuilder::send_compressed`](crate::server::ServerBuilder::send_compressed))
 /// and the client accepts the encoding. It covers the whole response (every message of a
-/// streaming one): p2p-grpc compresses per call, not per message. tonic's
-/// `SingleMessageCompressionOverride` does the same for unary responses.
+/// streaming one); to decide message by message, use a [`MessageCompression`] switch
+/// instead. tonic's `SingleMessageCompressionOverride` does the same for unary responses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CompressionOverride {
     /// Compress as the server and the client agreed (the default).
@@ -241,7 +241,7 @@ fn read_limited(mut reader: impl Read, src_len: usize, limit: usize) -> Result<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Code;
+    use crate::wire::status::Code;
 
     fn gzip(data: &[u8]) -> BytesMut {
         let mut out = BytesMut::new();

@@ -1,10 +1,9 @@
 //! Names (and a few fixed values) of the HTTP/2 headers that gRPC uses.
 //!
 //! All names are lowercase, as HTTP/2 requires; turn them into
-//! [`http::HeaderName`]s with [`http::HeaderName::from_static`].
-
-// Each side (client, server, status) uses only some of these constants.
-#![allow(dead_code)]
+//! [`http::HeaderName`]s with [`http::HeaderName::from_static`]. The
+//! standard HTTP headers gRPC uses (`content-type`, `te`, `user-agent`)
+//! come from [`http::header`].
 
 /// The status code of a call, in trailers (or trailers-only headers).
 pub(crate) const GRPC_STATUS: &str = "grpc-status";
@@ -12,23 +11,17 @@ pub(crate) const GRPC_STATUS: &str = "grpc-status";
 pub(crate) const GRPC_MESSAGE: &str = "grpc-message";
 /// The base64 encoded `google.rpc.Status` (or any bytes) of a status.
 pub(crate) const GRPC_STATUS_DETAILS_BIN: &str = "grpc-status-details-bin";
-/// The time the client allows for a call, see [`crate::timeout`].
+/// The time the client allows for a call, see [`super::timeout`].
 pub(crate) const GRPC_TIMEOUT: &str = "grpc-timeout";
 /// The compression of the messages a peer sends.
 pub(crate) const GRPC_ENCODING: &str = "grpc-encoding";
 /// The compressions a peer accepts, comma-separated.
 pub(crate) const GRPC_ACCEPT_ENCODING: &str = "grpc-accept-encoding";
-/// The content type of requests and responses.
-pub(crate) const CONTENT_TYPE: &str = "content-type";
-/// The `te` request header; gRPC requires the value `trailers`.
-pub(crate) const TE: &str = "te";
-/// The user agent of a client.
-pub(crate) const USER_AGENT: &str = "user-agent";
 
 /// The base content type of gRPC (`application/grpc+proto` and other
 /// `application/grpc+...` subtypes are accepted on receipt).
 pub(crate) const APPLICATION_GRPC: &str = "application/grpc";
-/// The only value of [`TE`] allowed by gRPC.
+/// The only value of the `te` request header that gRPC allows.
 pub(crate) const TE_TRAILERS: &str = "trailers";
 
 /// Whether a `content-type` value is a gRPC one: `application/grpc`,
@@ -39,6 +32,13 @@ pub(crate) fn is_grpc_content_type(value: &[u8]) -> bool {
         return false;
     }
     matches!(value.get(base.len()), None | Some(b'+') | Some(b';'))
+}
+
+/// Whether `headers` say the body is gRPC (see [`is_grpc_content_type`]).
+pub(crate) fn has_grpc_content_type(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
 }
 
 #[cfg(test)]
@@ -54,9 +54,6 @@ mod tests {
             GRPC_TIMEOUT,
             GRPC_ENCODING,
             GRPC_ACCEPT_ENCODING,
-            CONTENT_TYPE,
-            TE,
-            USER_AGENT,
         ] {
             let parsed = http::HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert_eq!(parsed.as_str(), name);

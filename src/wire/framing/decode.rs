@@ -7,7 +7,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::HEADER_LEN;
 use crate::wire::compression::{decompress, CompressionEncoding};
-use crate::Status;
+use crate::wire::status::Status;
 
 /// Chunks smaller than this that arrive while a message is incomplete are
 /// copied into one buffer instead of being queued, so that a peer sending
@@ -367,7 +367,7 @@ pub fn decode_message<M: prost::Message + Default>(
 mod tests {
     use super::*;
     use crate::wire::framing::{encode_message, DEFAULT_MAX_MESSAGE_SIZE};
-    use crate::Code;
+    use crate::wire::status::Code;
     use bytes::BufMut;
 
     #[derive(Clone, PartialEq, prost::Message)]

@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HEADER_LEN;
 use crate::wire::compression::{compress, CompressionEncoding};
-use crate::Status;
+use crate::wire::status::Status;
 
 /// Appends one framed message (5-byte header and payload) to `buf`.
 ///
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::wire::compression::decompress;
     use crate::wire::framing::{MessageDecoder, DEFAULT_MAX_MESSAGE_SIZE};
-    use crate::Code;
+    use crate::wire::status::Code;
     use prost::Message as _;
 
     #[derive(Clone, PartialEq, prost::Message)]
