@@ -112,35 +112,7 @@ impl ChannelBuilder {
         self
     }
 
-    /// HTTP/2 flow-control window of each call (default 1 MiB).
-    pub fn initial_stream_window_size(mut self, size: u32) -> Self {
-        self.settings.initial_stream_window_size = size;
-        self
-    }
-
-    /// HTTP/2 flow-control window of the connection (default 2 MiB).
-    pub fn initial_connection_window_size(mut self, size: u32) -> Self {
-        self.settings.initial_connection_window_size = size;
-        self
-    }
-
-    /// Largest HTTP/2 frame payload accepted (default 16 KiB).
-    pub fn max_frame_size(mut self, size: u32) -> Self {
-        self.settings.max_frame_size = size;
-        self
-    }
-
-    /// Largest response header block accepted (default 16 KiB).
-    pub fn max_header_list_size(mut self, size: u32) -> Self {
-        self.settings.max_header_list_size = size;
-        self
-    }
-
-    /// Time the HTTP/2 handshake may take (default 20 s).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.handshake_timeout = timeout;
-        self
-    }
+    crate::http2::settings::http2_setters!(settings);
 
     /// Sends an HTTP/2 PING every `interval` while calls are running, and
     /// drops the connection when no answer comes within `timeout`: calls in

@@ -64,3 +64,45 @@ impl Http2Settings {
         builder
     }
 }
+
+/// The builder methods of the HTTP/2 settings, for a builder whose
+/// [`Http2Settings`] are at `self.$($path).+`: the server's and the
+/// channel's builders take the same settings with the same words.
+macro_rules! http2_setters {
+    ($($path:ident).+) => {
+        /// HTTP/2 flow-control window of each call (default 1 MiB,
+        /// [`DEFAULT_STREAM_WINDOW`](crate::settings::DEFAULT_STREAM_WINDOW)).
+        pub fn initial_stream_window_size(mut self, size: u32) -> Self {
+            self.$($path).+.initial_stream_window_size = size;
+            self
+        }
+
+        /// HTTP/2 flow-control window of each connection (default 2 MiB,
+        /// [`DEFAULT_CONNECTION_WINDOW`](crate::settings::DEFAULT_CONNECTION_WINDOW)).
+        pub fn initial_connection_window_size(mut self, size: u32) -> Self {
+            self.$($path).+.initial_connection_window_size = size;
+            self
+        }
+
+        /// Largest HTTP/2 frame payload accepted (16 KiB to 16 MiB - 1,
+        /// default 16 KiB).
+        pub fn max_frame_size(mut self, size: u32) -> Self {
+            self.$($path).+.max_frame_size = size;
+            self
+        }
+
+        /// Largest header block accepted from the peer (default 16 KiB).
+        pub fn max_header_list_size(mut self, size: u32) -> Self {
+            self.$($path).+.max_header_list_size = size;
+            self
+        }
+
+        /// Time a new connection has to complete the HTTP/2 handshake
+        /// (default 20 s).
+        pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.$($path).+.handshake_timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use http2_setters;

@@ -30,3 +30,35 @@ pub type BoxIo = Box<dyn Io>;
 pub(crate) fn for_h2<T: Io>(io: T, tap: Option<Box<dyn Tap>>) -> H2Adapter<T> {
     H2Adapter::with_tap(io, tap)
 }
+
+/// The body of an `AsyncWrite` impl (futures-io's, or tokio's for a tokio
+/// stream) that hands `poll_write`, `poll_write_vectored` and `poll_flush`
+/// to the field `$field`; the impl adds its own `poll_close` (or
+/// `poll_shutdown`). One forwarding for every stream wrapper of the crate.
+macro_rules! forward_writes {
+    ($field:tt) => {
+        fn poll_write(
+            mut self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+            buf: &[u8],
+        ) -> ::std::task::Poll<::std::io::Result<usize>> {
+            ::std::pin::Pin::new(&mut self.$field).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            mut self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+            bufs: &[::std::io::IoSlice<'_>],
+        ) -> ::std::task::Poll<::std::io::Result<usize>> {
+            ::std::pin::Pin::new(&mut self.$field).poll_write_vectored(cx, bufs)
+        }
+
+        fn poll_flush(
+            mut self: ::std::pin::Pin<&mut Self>,
+            cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<::std::io::Result<()>> {
+            ::std::pin::Pin::new(&mut self.$field).poll_flush(cx)
+        }
+    };
+}
+pub(crate) use forward_writes;

@@ -244,35 +244,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Largest header block accepted (default 16 KiB).
-    pub fn max_header_list_size(mut self, max: u32) -> Self {
-        self.config.http2.max_header_list_size = max;
-        self
-    }
-
-    /// HTTP/2 flow-control window of each call (default 1 MiB).
-    pub fn initial_stream_window_size(mut self, size: u32) -> Self {
-        self.config.http2.initial_stream_window_size = size;
-        self
-    }
-
-    /// HTTP/2 flow-control window of each connection (default 2 MiB).
-    pub fn initial_connection_window_size(mut self, size: u32) -> Self {
-        self.config.http2.initial_connection_window_size = size;
-        self
-    }
-
-    /// Largest HTTP/2 frame payload accepted (16 KiB to 16 MiB - 1, default 16 KiB).
-    pub fn max_frame_size(mut self, size: u32) -> Self {
-        self.config.http2.max_frame_size = size;
-        self
-    }
-
-    /// Time a new connection has to complete the HTTP/2 handshake (default 20 s).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.http2.handshake_timeout = timeout;
-        self
-    }
+    crate::http2::settings::http2_setters!(config.http2);
 
     /// Sends an HTTP/2 PING every `interval` on each connection and closes
     /// the connection when no answer comes within `timeout`: a client that
