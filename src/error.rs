@@ -125,6 +125,6 @@ impl Error {
 
 impl From<Error> for crate::wire::status::Status {
     fn from(err: Error) -> Self {
-        crate::wire::status::Status::unavailable(err.to_string())
+        crate::wire::status::Status::unavailable(err.to_string()).with_source(err)
     }
 }

@@ -102,11 +102,11 @@ fn a_runtime_that_cannot_connect_fails_connect_tcp_with_its_error() {
             .connect_tcp(addr)
             .await
             .unwrap_err();
-        assert!(
-            err.to_string().contains("refused by the test runtime"),
-            "unexpected error: {err}"
-        );
-        assert!(rt.connects.load(Ordering::SeqCst) >= 1);
+        // The runtime's own error, kind and text, not a rebuilt one.
+        let io = err.as_io().expect("an IO error");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied, "{io}");
+        assert_eq!(io.to_string(), "refused by the test runtime");
+        assert_eq!(rt.connects.load(Ordering::SeqCst), 1);
         // A lazy channel on the same runtime reports the failure per call.
         let lazy = Channel::builder()
             .runtime(rt.clone())
@@ -168,5 +168,21 @@ fn tokio_current_thread_runtime_serves_and_calls_over_tcp() {
             assert_eq!(reply.get_ref().text, text);
         }
         server.shutdown(Duration::from_secs(5)).await;
+    });
+}
+
+#[test]
+fn connect_tcp_to_a_closed_port_keeps_the_systems_error() {
+    run(async {
+        // A port nobody listens on: bound, then closed.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = Channel::connect_tcp(addr).await.unwrap_err();
+        let io = err.as_io().expect("an IO error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(io.raw_os_error().is_some(), "the OS error itself: {io:?}");
+        assert!(std::error::Error::source(&err).is_some());
     });
 }

@@ -206,13 +206,13 @@ impl ChannelBuilder {
             }
         }
         let runtime = crate::rt::or_default(self.runtime.clone())?;
-        let channel = self.connect_lazy(move || runtime.tcp_connect(addr))?;
-        channel.inner.connection().await.map_err(|status| {
-            Error::from(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                status.message().to_owned(),
-            ))
-        })?;
+        let connect = runtime.clone();
+        let channel = self.connect_lazy(move || connect.tcp_connect(addr))?;
+        // The first connection is made here, so that its error (the
+        // socket's, or the handshake's) is returned as it is.
+        let io = runtime.tcp_connect(addr).await?;
+        let connection = channel.inner.handshake(io).await?;
+        *channel.inner.lock_current() = Some(connection);
         Ok(channel)
     }
 }

@@ -33,8 +33,21 @@ pub(crate) fn status_from_h2(err: &h2::Error) -> Status {
     } else {
         format!("h2 protocol error: {err}")
     };
-    Status::new(code, message)
+    Status::new(code, message).with_source(H2Error(err.to_string()))
 }
+
+/// h2's error as the source of a status: its text (h2's error type is not
+/// clonable and stays out of the public API).
+#[derive(Debug)]
+struct H2Error(String);
+
+impl std::fmt::Display for H2Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for H2Error {}
 
 /// The gRPC code for an HTTP/2 error code (RST_STREAM or GOAWAY reason).
 fn code_from_reason(reason: h2::Reason) -> Code {

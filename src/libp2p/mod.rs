@@ -178,7 +178,7 @@ pub use self::grpc_stream::{
     GrpcStream, GrpcStreamBuilder, GrpcStreamError, ServeHandle, DEFAULT_MAX_CONNECTIONS_PER_PEER,
     DEFAULT_PROTOCOL,
 };
-pub use self::node::{Node, NodeBuilder, NodeError};
+pub use self::node::{Cause, ListenerClosed, Node, NodeBuilder, NodeError};
 pub use self::peer::RemotePeer;
 pub use self::tcp::{TcpStream, TcpTransport};
 

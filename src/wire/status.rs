@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -189,6 +190,8 @@ struct StatusInner {
     message: String,
     details: Bytes,
     metadata: MetadataMap,
+    /// The local error behind the status (never sent).
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 macro_rules! code_constructors {
@@ -231,8 +234,17 @@ impl Status {
                 message: message.into(),
                 details,
                 metadata,
+                source: None,
             }),
         }
+    }
+
+    /// The status with `source` as the local error behind it (an IO or
+    /// HTTP/2 error, say): [`std::error::Error::source`] returns it. It is
+    /// not sent to the peer.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Status {
+        self.inner.source = Some(Arc::new(source));
+        self
     }
 
     code_constructors! {
@@ -395,7 +407,14 @@ impl fmt::Display for Status {
     }
 }
 
-impl std::error::Error for Status {}
+impl std::error::Error for Status {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<std::io::Error> for Status {
     /// Connection-level IO errors (broken pipe, reset, aborted, refused, not
@@ -408,7 +427,7 @@ impl From<std::io::Error> for Status {
             | UnexpectedEof | TimedOut | WriteZero | AddrNotAvailable => Code::Unavailable,
             _ => Code::Unknown,
         };
-        Status::new(code, format!("io error: {err}"))
+        Status::new(code, format!("io error: {err}")).with_source(err)
     }
 }
 
@@ -572,6 +591,25 @@ mod tests {
         headers.insert("grpc-status-details-bin", HeaderValue::from_static("!!!"));
         let s = Status::from_header_map(&headers).unwrap();
         assert!(s.details().is_empty());
+    }
+
+    #[test]
+    fn a_status_keeps_its_source_but_does_not_send_it() {
+        let status = Status::from(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "pipe gone",
+        ));
+        let source = std::error::Error::source(&status).expect("the io error");
+        assert_eq!(source.to_string(), "pipe gone");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        // Clones share it; the wire form does not carry it.
+        assert!(std::error::Error::source(&status.clone()).is_some());
+        let back = Status::from_header_map(&status.to_header_map()).unwrap();
+        assert!(std::error::Error::source(&back).is_none());
+        assert!(std::error::Error::source(&Status::internal("x")).is_none());
     }
 
     #[test]
