@@ -3,10 +3,13 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use common::*;
 use futures::StreamExt;
 use p2p_grpc::client::Grpc;
-use p2p_grpc::{Code, Request};
+use p2p_grpc::{Channel, Code, Request};
 
 #[test]
 fn unary_echoes_message_metadata_and_trailers() {
@@ -278,8 +281,31 @@ fn empty_and_multi_megabyte_messages_round_trip() {
 fn a_thousand_concurrent_calls_share_one_connection() {
     run(async {
         let (server, _events) = echo_server(|b| b);
+        let addr = tcp_server(&server);
         for transport in TRANSPORTS {
-            let grpc = Grpc::new(channel(&server, transport).await);
+            // A channel that counts the connections it opens.
+            let connects = Arc::new(AtomicUsize::new(0));
+            let counted = connects.clone();
+            let served = server.clone();
+            let channel = Channel::builder()
+                .connect_lazy(move || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let served = served.clone();
+                    async move {
+                        match transport {
+                            Transport::Tcp => runtime().tcp_connect(addr).await,
+                            Transport::Memory => {
+                                let (client_io, server_io) = p2p_grpc::io::duplex(256 * 1024);
+                                runtime().spawn(Box::pin(async move {
+                                    let _ = served.serve_connection(server_io).await;
+                                }));
+                                Ok(Box::new(client_io) as p2p_grpc::io::BoxIo)
+                            }
+                        }
+                    }
+                })
+                .unwrap();
+            let grpc = Grpc::new(channel);
             let calls = (0..1000u32).map(|i| {
                 let grpc = grpc.clone();
                 async move {
@@ -291,6 +317,10 @@ fn a_thousand_concurrent_calls_share_one_connection() {
                 }
             });
             futures::future::join_all(calls).await;
+            assert_eq!(connects.load(Ordering::SeqCst), 1, "{transport:?}");
+            assert_eq!(server.connection_count(), 1, "{transport:?}");
+            drop(grpc);
+            until(|| server.connection_count() == 0).await;
         }
     });
 }

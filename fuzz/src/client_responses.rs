@@ -29,8 +29,8 @@ use futures::channel::mpsc;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use p2p_grpc::client::{ChannelBuilder, Grpc};
-use p2p_grpc::wire::framing::encode_message;
 use p2p_grpc::rt::{Runtime, SharedRuntime};
+use p2p_grpc::wire::framing::encode_message;
 use p2p_grpc::{Code, CompressionEncoding, Request, Status};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 

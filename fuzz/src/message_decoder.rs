@@ -12,11 +12,11 @@
 //! - the rest: the byte stream.
 
 use bytes::{Bytes, BytesMut};
+use p2p_grpc::wire::compression::decompress;
 use p2p_grpc::wire::framing::{
     decode_message, encode_message, DecodeError, MessageDecoder, RawMessage,
     DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN,
 };
-use p2p_grpc::wire::compression::decompress;
 use p2p_grpc::{Code, CompressionEncoding};
 
 use crate::echo::Msg;

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use p2p_grpc::wire::framing::encode_message;
-use p2p_grpc::wire::compression::compress;
 use p2p_grpc::server::Server;
+use p2p_grpc::wire::compression::compress;
+use p2p_grpc::wire::framing::encode_message;
 use p2p_grpc::{CompressionEncoding, Status};
 
 use crate::echo::{EchoService, Msg, PeerTag};

@@ -429,12 +429,38 @@ mod tests {
     }
 
     #[test]
+    fn a_p2p_suffix_is_dialed_over_ipv4() {
+        run(async {
+            let mut server = TcpTransport::new();
+            server
+                .listen_on(ListenerId::next(), "/ip4/127.0.0.1/tcp/0".parse().unwrap())
+                .unwrap();
+            let addr = match next_event(&mut server).await {
+                TransportEvent::NewAddress { listen_addr, .. } => listen_addr,
+                _ => panic!("expected NewAddress"),
+            };
+            let mut client = TcpTransport::new();
+            let dial = client
+                .dial(
+                    addr.with(Protocol::P2p(libp2p::PeerId::random())),
+                    dial_opts(),
+                )
+                .unwrap();
+            let (accepted, dialed) = future::join(next_event(&mut server), dial).await;
+            dialed.unwrap();
+            assert!(matches!(accepted, TransportEvent::Incoming { .. }));
+        });
+    }
+
+    #[test]
     fn ipv6_and_p2p_suffix() {
         run(async {
             let mut server = TcpTransport::new();
-            // Hosts without IPv6 cannot bind `::1`; skip the IPv6 part there.
             let listen = server.listen_on(ListenerId::next(), "/ip6/::1/tcp/0".parse().unwrap());
-            if listen.is_err() {
+            // The transport listens on `::1` exactly when the host can.
+            let host_has_ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+            assert_eq!(listen.is_ok(), host_has_ipv6, "{listen:?}");
+            if !host_has_ipv6 {
                 return;
             }
             let addr = match next_event(&mut server).await {

@@ -129,7 +129,10 @@ pub(crate) async fn serve(
                 dispatch(&shared, request, respond, &extensions, &calls)
             }
             Next::Request(Err(err)) => {
-                if err.is_go_away() || err.is_io() && is_disconnect(&err) {
+                // The peer went away (its GOAWAY, or a closed stream): a
+                // normal end. A GOAWAY of our own h2 (the peer broke the
+                // protocol or flooded us) is an error of the connection.
+                if err.is_go_away() && err.is_remote() || err.is_io() && is_disconnect(&err) {
                     tracing::debug!(%err, "connection closed by peer");
                     return Ok(());
                 }
