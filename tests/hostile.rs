@@ -124,15 +124,18 @@ fn a_rapid_reset_flood_leaves_the_server_serving() {
         }
         assert!(opened > 0);
         drop(send);
-        // h2's rapid-reset guard ends the abusive connection early with
-        // GOAWAY ENHANCE_YOUR_CALM, and serving it reports why.
-        assert!(opened < 5000, "the flood was never cut off");
-        let err = ended_rx
-            .await
-            .unwrap()
-            .expect_err("the server ends the connection");
-        assert_eq!(err.http2_code(), Some(0xb), "{err}");
-        assert!(err.is_http2(), "{err}");
+        // Two outcomes only, depending on how fast the server accepts: it
+        // kept up with every reset (the connection then ends when the
+        // client leaves), or h2's rapid-reset guard cut the flood off with
+        // GOAWAY ENHANCE_YOUR_CALM, which serving the connection reports.
+        match ended_rx.await.unwrap() {
+            Ok(()) => assert_eq!(opened, 5000, "stopped without an error"),
+            Err(err) => {
+                assert_eq!(err.http2_code(), Some(0xb), "{err}");
+                assert!(err.is_http2(), "{err}");
+                assert!(opened < 5000);
+            }
+        }
         let grpc = Grpc::new(memory_channel(&server).await);
         grpc.unary::<_, Msg>(Request::new(Msg::text("after the flood")), UNARY)
             .await

@@ -582,10 +582,7 @@ fn one_protocol_per_service() {
         let (events, _events) = mpsc::unbounded();
         let echo = GrpcStream::builder()
             .protocol(echo_protocol.clone())
-            .add_service(EchoService {
-                runtime: runtime(),
-                events,
-            })
+            .add_service(EchoService::new(runtime(), Some(events)))
             .build(node.control())
             .unwrap();
         let who = GrpcStream::builder()

@@ -140,10 +140,7 @@ fn tokio_current_thread_runtime_serves_and_calls_over_tcp() {
         let (events, _received) = futures::channel::mpsc::unbounded();
         let server = p2p_grpc::Server::builder()
             .runtime(rt.clone())
-            .add_service(EchoService {
-                runtime: rt.clone(),
-                events,
-            })
+            .add_service(EchoService::new(rt.clone(), Some(events)))
             .build()
             .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -5,14 +5,12 @@
 //! builders its seeds are written with; `fuzz_targets/*.rs` call `run`.
 
 pub mod client_responses;
-pub mod echo;
 pub mod frames;
 pub mod header_parsing;
 pub mod input;
 pub mod message_decoder;
 pub mod seeds;
 pub mod server_connection;
-pub mod sim;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
@@ -24,3 +22,20 @@ pub const TARGETS: [(&str, Target); 4] = [
     ("server_connection", server_connection::run),
     ("client_responses", client_responses::run),
 ];
+
+/// The echo service and the virtual-clock executor, shared with the
+/// integration tests.
+pub use p2p_grpc_test_support::{echo, sim};
+
+/// Most messages the echo service's `Expand` sends for one fuzzed request:
+/// a fuzzed count of four billion must stay a short run.
+pub const MAX_EXPAND: u32 = 64;
+
+/// The echo service as the fuzz targets serve it (no events, `Expand`
+/// capped at [`MAX_EXPAND`]).
+pub fn echo_service(runtime: p2p_grpc::rt::SharedRuntime) -> echo::EchoService {
+    echo::EchoService {
+        max_expand: MAX_EXPAND,
+        ..echo::EchoService::new(runtime, None)
+    }
+}

@@ -24,7 +24,7 @@ use p2p_grpc::{CompressionEncoding, Request};
 use prost::Message as _;
 
 use crate::client_responses::{self as cr, Action, Spec};
-use crate::echo::{self, EchoService, Msg};
+use crate::echo::{self, Msg};
 use crate::frames;
 use crate::header_parsing::ops;
 use crate::input::Output;
@@ -846,9 +846,7 @@ where
     let runtime = sim.runtime();
     let server = Server::builder()
         .runtime(runtime.clone())
-        .add_service(EchoService {
-            runtime: runtime.clone(),
-        })
+        .add_service(crate::echo_service(runtime.clone()))
         .build()
         .unwrap();
     let (client_io, server_io) = duplex(1 << 20);

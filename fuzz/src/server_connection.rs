@@ -26,7 +26,7 @@ use p2p_grpc::wire::compression::compress;
 use p2p_grpc::wire::framing::encode_message;
 use p2p_grpc::{CompressionEncoding, Status};
 
-use crate::echo::{EchoService, Msg, PeerTag};
+use crate::echo::{Msg, PeerTag};
 use crate::frames::{self, END_HEADERS, END_STREAM};
 use crate::input::{Input, Output};
 use crate::sim::Sim;
@@ -639,7 +639,7 @@ fn build_server(config: Config, sim: &Sim) -> Server {
     let runtime = sim.runtime();
     let mut builder = Server::builder()
         .runtime(runtime.clone())
-        .add_service(EchoService { runtime });
+        .add_service(crate::echo_service(runtime));
     builder = match config {
         Config::Default | Config::Shutdown => builder,
         Config::SmallLimits => builder

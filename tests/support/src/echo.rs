@@ -1,10 +1,10 @@
-//! The echo service of the integration tests (`tests/common/mod.rs`), copied
-//! here because a fuzz crate cannot import `tests/`. Differences: no event
-//! channel, and `Expand` streams at most [`MAX_EXPAND`] messages so that a
-//! fuzzed `count` of four billion cannot turn one input into a long run.
+//! The echo service every test suite of the project calls: the four call
+//! kinds, metadata, trailers, failures on request, and events that tell a
+//! test when a handler started, finished or was dropped.
 
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::StreamExt;
 use p2p_grpc::rt::SharedRuntime;
 use p2p_grpc::server::{CallFuture, ServerCall, Service};
@@ -46,25 +46,79 @@ pub const CHAT: &str = "/test.Echo/Chat";
 pub const PEER: &str = "/test.Echo/Peer";
 pub const MISSING: &str = "/test.Echo/Missing";
 
-/// Most messages `Expand` sends for one request.
-pub const MAX_EXPAND: u32 = 64;
+/// What the service reports about its handlers, so that tests can wait on
+/// them instead of sleeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started(String),
+    Dropped(String),
+    Finished(String),
+}
+
+/// Sends `Dropped(name)` when the handler future is dropped before it
+/// finished.
+struct DropGuard {
+    name: String,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    finished: bool,
+}
+
+impl DropGuard {
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let event = if self.finished {
+            Event::Finished(self.name.clone())
+        } else {
+            Event::Dropped(self.name.clone())
+        };
+        if let Some(events) = &self.events {
+            let _ = events.unbounded_send(event);
+        }
+    }
+}
 
 /// The echo service:
 /// - `Unary`: echoes the message; `x-echo` request metadata comes back in
 ///   the response headers and `x-trailer-bin` in the trailers; a text of the
 ///   form `fail:<code>:<message>` fails with that status.
-/// - `Slow`: waits `count` (virtual) milliseconds.
+/// - `Slow`: waits `count` milliseconds, reporting start and drop.
 /// - `Collect` (client streaming): concatenates texts, sums counts.
-/// - `Expand` (server streaming): `count` messages (at most 64); `fail:<n>`
-///   fails after n.
-/// - `Chat` (bidi): echoes each message.
+/// - `Expand` (server streaming): `count` messages; `fail:<n>` fails after n.
+/// - `Chat` (bidi): echoes each message; reports start and drop.
 /// - `Peer`: returns the `PeerTag` extension the transport attached.
 #[derive(Clone)]
 pub struct EchoService {
     pub runtime: SharedRuntime,
+    /// Where handler events go (`None`: nowhere).
+    pub events: Option<mpsc::UnboundedSender<Event>>,
+    /// Most messages `Expand` sends for one request (the fuzz targets cap
+    /// it, so that a fuzzed count of four billion stays a short run).
+    pub max_expand: u32,
 }
 
-/// A value a transport may attach to requests.
+impl EchoService {
+    /// The service, reporting its handlers' events to `events`.
+    pub fn new(runtime: SharedRuntime, events: Option<mpsc::UnboundedSender<Event>>) -> Self {
+        EchoService {
+            runtime,
+            events,
+            max_expand: u32::MAX,
+        }
+    }
+
+    fn report(&self, event: Event) {
+        if let Some(events) = &self.events {
+            let _ = events.unbounded_send(event);
+        }
+    }
+}
+
+/// A value a transport may attach to requests (tests check it arrives).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerTag(pub String);
 
@@ -90,8 +144,6 @@ impl Service for EchoService {
                 let timeout = request.timeout();
                 let trailer = request.metadata().get_bin("x-trailer-bin");
                 let mut response = Response::new(request.into_inner());
-                // Received metadata must be sendable again: these unwraps
-                // are invariants of MetadataMap.
                 if let Some(echo) = echo {
                     response.metadata_mut().insert("x-echo", &echo).unwrap();
                 }
@@ -111,9 +163,17 @@ impl Service for EchoService {
                 Ok(response)
             }),
             "Slow" => call.unary(move |request: Request<Msg>| async move {
+                let name = request.get_ref().text.clone();
+                let mut guard = DropGuard {
+                    name: name.clone(),
+                    events: this.events.clone(),
+                    finished: false,
+                };
+                this.report(Event::Started(name));
                 this.runtime
                     .sleep(Duration::from_millis(request.get_ref().count.into()))
                     .await;
+                guard.finished = true;
                 Ok(Response::new(request.into_inner()))
             }),
             "Collect" => {
@@ -130,6 +190,7 @@ impl Service for EchoService {
                         total.count = total.count.wrapping_add(message.count);
                         total.payload.extend_from_slice(&message.payload);
                     }
+                    // Which requests arrived compressed, for the compression tests.
                     let mut response = Response::new(total);
                     response
                         .metadata_mut()
@@ -145,7 +206,7 @@ impl Service for EchoService {
                     .strip_prefix("fail:")
                     .and_then(|n| n.parse().ok());
                 let payload = request.payload.clone();
-                let count = request.count.min(MAX_EXPAND);
+                let count = request.count.min(this.max_expand);
                 let stream = futures::stream::iter(0..count).map(move |i| {
                     if Some(i) == fail_after {
                         return Err(Status::aborted(format!("failed after {i}")));
@@ -160,17 +221,29 @@ impl Service for EchoService {
                 Ok(Response::new(stream))
             }),
             "Chat" => call.streaming(move |request: Request<Streaming<Msg>>| async move {
+                this.report(Event::Started("chat".into()));
+                let guard = DropGuard {
+                    name: "chat".into(),
+                    events: this.events.clone(),
+                    finished: false,
+                };
                 let messages = request.into_inner();
-                let stream = futures::stream::unfold(messages, |mut messages| async move {
-                    match messages.message().await {
-                        Ok(Some(message)) => match parse_failure(&message.text) {
-                            Some(status) => Some((Err(status), messages)),
-                            None => Some((Ok(message), messages)),
-                        },
-                        Ok(None) => None,
-                        Err(status) => Some((Err(status), messages)),
-                    }
-                });
+                let stream = futures::stream::unfold(
+                    (messages, guard),
+                    |(mut messages, guard)| async move {
+                        match messages.message().await {
+                            Ok(Some(message)) => match parse_failure(&message.text) {
+                                Some(status) => Some((Err(status), (messages, guard))),
+                                None => Some((Ok(message), (messages, guard))),
+                            },
+                            Ok(None) => {
+                                guard.finish();
+                                None
+                            }
+                            Err(status) => Some((Err(status), (messages, guard))),
+                        }
+                    },
+                );
                 let stream: BoxStream<Msg> = Box::pin(stream);
                 Ok(Response::new(stream))
             }),

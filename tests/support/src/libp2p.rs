@@ -7,7 +7,7 @@ use p2p_grpc::libp2p::libp2p::identity::Keypair;
 use p2p_grpc::libp2p::libp2p::{Multiaddr, PeerId, Stream};
 use p2p_grpc::libp2p::{GrpcStream, GrpcStreamBuilder, Node, DEFAULT_PROTOCOL};
 
-use super::{runtime, EchoService, Event};
+use crate::{runtime, EchoService, Event};
 
 /// The libp2p transports every behaviour is checked over.
 #[derive(Debug, Clone, Copy)]
@@ -67,10 +67,7 @@ pub async fn serve_on(
     configure: impl FnOnce(GrpcStreamBuilder) -> GrpcStreamBuilder,
 ) -> Served {
     let (events_tx, events) = mpsc::unbounded();
-    let echo = EchoService {
-        runtime: runtime(),
-        events: events_tx,
-    };
+    let echo = EchoService::new(runtime(), Some(events_tx));
     let grpc = configure(GrpcStream::builder().add_service(echo))
         .build(node.control())
         .unwrap();
