@@ -845,20 +845,17 @@ fn a_rapid_reset_flood_over_a_stream_leaves_the_server_serving() {
                 stream.send_reset(h2::Reason::CANCEL);
                 opened += 1;
             }
-            // h2's rapid-reset guard cut the flood off with GOAWAY
-            // ENHANCE_YOUR_CALM.
-            assert!(opened < 3000, "{net:?}: the flood was never cut off");
-            let err = raw
-                .send
-                .clone()
-                .ready()
-                .await
-                .expect_err("the connection is gone");
-            assert_eq!(
-                err.reason(),
-                Some(h2::Reason::ENHANCE_YOUR_CALM),
-                "{net:?}: {err}"
-            );
+            // Two outcomes only, depending on how fast the server accepts:
+            // it kept up with every reset, or h2's rapid-reset guard cut the
+            // flood off with GOAWAY ENHANCE_YOUR_CALM; never another error.
+            match raw.send.clone().ready().await {
+                Ok(_) => assert_eq!(opened, 3000, "{net:?}: stopped without an error"),
+                Err(err) => assert_eq!(
+                    err.reason(),
+                    Some(h2::Reason::ENHANCE_YOUR_CALM),
+                    "{net:?}: {err}"
+                ),
+            }
             raw.drop_stream();
             // Others are served.
             still_served(&peer.client(&server), "after the flood").await;
