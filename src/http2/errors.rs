@@ -155,11 +155,45 @@ mod tests {
         );
     }
 
+    /// The error a call sees when its server goes away gracefully before
+    /// taking it: a real GOAWAY `NO_ERROR` (last stream 0) from a raw server
+    /// over an in-memory pipe.
+    fn graceful_goaway() -> h2::Error {
+        use tokio::io::AsyncWriteExt;
+        futures::executor::block_on(async {
+            let (client_io, mut server_io) = tokio::io::duplex(64 * 1024);
+            // The server's preface (an empty SETTINGS), then GOAWAY.
+            let mut frames = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+            frames.extend(crate::wire::frame_scan::goaway_frame(0, 0, b""));
+            server_io.write_all(&frames).await.unwrap();
+            let (mut send, connection) = h2::client::handshake(client_io).await.unwrap();
+            let request = http::Request::post("http://x/").body(()).unwrap();
+            let (response, _body) = send.send_request(request, true).unwrap();
+            let (_, response) = futures::join!(connection, response);
+            drop(server_io);
+            response.expect_err("the server went away")
+        })
+    }
+
     #[test]
     fn a_graceful_goaway_is_unavailable_not_internal() {
+        let goaway = graceful_goaway();
+        assert!(goaway.is_go_away(), "{goaway:?}");
+        assert_eq!(goaway.reason(), Some(h2::Reason::NO_ERROR));
+        let status = status_from_h2(&goaway);
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         // Only GOAWAY NO_ERROR is retryable; a reset with NO_ERROR is not.
         let reset = h2::Error::from(h2::Reason::NO_ERROR);
         assert!(!reset.is_go_away());
         assert_eq!(status_from_h2(&reset).code(), Code::Internal);
+    }
+
+    #[test]
+    fn the_status_keeps_h2s_error_text_as_its_source() {
+        let err = h2::Error::from(h2::Reason::CANCEL);
+        let status = status_from_h2(&err);
+        let source = std::error::Error::source(&status).expect("a source");
+        assert_eq!(source.to_string(), err.to_string());
+        assert!(!source.to_string().is_empty());
     }
 }

@@ -61,6 +61,16 @@ mod tests {
     }
 
     #[test]
+    fn a_header_map_says_whether_the_body_is_grpc() {
+        let mut headers = http::HeaderMap::new();
+        assert!(!has_grpc_content_type(&headers), "no content-type");
+        headers.insert("content-type", "application/json".parse().unwrap());
+        assert!(!has_grpc_content_type(&headers));
+        headers.insert("content-type", "application/grpc+proto".parse().unwrap());
+        assert!(has_grpc_content_type(&headers));
+    }
+
+    #[test]
     fn grpc_content_types() {
         assert!(is_grpc_content_type(b"application/grpc"));
         assert!(is_grpc_content_type(b"application/grpc+proto"));
