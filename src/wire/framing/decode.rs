@@ -735,6 +735,44 @@ mod tests {
     }
 
     #[test]
+    fn a_spanning_message_grows_its_buffer_by_doubling_up_to_its_length() {
+        // 1 MiB and 20 KiB, in 16 KiB chunks as HTTP/2 DATA frames bring
+        // it: past 1 MiB, plain doubling would reserve 2 MiB.
+        let len = (1 << 20) + 20 * 1024;
+        let mut dec = MessageDecoder::new(4 << 20);
+        let mut header = vec![0u8];
+        header.extend_from_slice(&(len as u32).to_be_bytes());
+        dec.push(Bytes::from(header));
+        let payload = vec![9u8; len];
+        let mut moves = 0;
+        let mut at = None;
+        let mut message = None;
+        for chunk in payload.chunks(16 * 1024) {
+            dec.push(Bytes::copy_from_slice(chunk));
+            // As a call's body does: a message is asked for after each chunk.
+            if let Some(done) = dec.decode().unwrap() {
+                message = Some(done);
+                break;
+            }
+            assert!(
+                dec.assembly.capacity() <= len,
+                "{} bytes reserved for a message of {len}",
+                dec.assembly.capacity()
+            );
+            assert!(dec.assembly.capacity() <= (2 * dec.assembly.len()).max(4096));
+            let now = dec.assembly.as_ptr() as usize;
+            if at.replace(now).is_some_and(|before| before != now) {
+                moves += 1;
+            }
+        }
+        // Doubling from 16 KiB to 1 MiB moves the buffer a handful of times,
+        // not once per chunk (66 chunks).
+        assert!(moves <= 8, "the buffer moved {moves} times");
+        assert_eq!(message.expect("the whole message").data.len(), len);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
     fn a_declared_length_alone_reserves_nothing() {
         let mut dec = MessageDecoder::new(4 << 20);
         let mut wire = vec![0u8];
