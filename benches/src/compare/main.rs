@@ -6,12 +6,16 @@
 //! rewrites the results section of `benches/README.md`. `--quick` (or
 //! `BENCH_QUICK=1`) shortens every measurement for a smoke run.
 //!
+//! `-- --h2load [--rounds N]` measures the servers alone under h2load
+//! instead (see `h2load.rs`).
+//!
 //! Hidden flags, used when the binary spawns itself: `--serve-child STACK
 //! EXEC` (a server in its own process) and `--memory-child STACK EXEC` (the
 //! memory workload in a fresh process).
 
 mod bare_h2;
 mod exec;
+mod h2load;
 mod libp2p_bench;
 mod memory;
 mod report;
@@ -92,6 +96,19 @@ struct Options {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--h2load") {
+        let rounds = args
+            .iter()
+            .position(|a| a == "--rounds")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(4);
+        if let Err(err) = h2load::run(rounds) {
+            eprintln!("h2load benchmark failed: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--serve-child") {
         serve_child(&args[i + 1], &args[i + 2]);
         return;
