@@ -177,7 +177,7 @@ impl Tap for ClientTap {
 
     fn wrote(&mut self, _bytes: &[u8]) {}
 
-    fn at_flush(&mut self, _out: &mut Vec<u8>) {}
+    fn insert(&mut self, _out: &mut Vec<u8>) {}
 }
 
 /// The server's count of one connection's PINGs.
@@ -290,11 +290,13 @@ impl Tap for ServerTap {
         });
     }
 
-    fn at_flush(&mut self, out: &mut Vec<u8>) {
+    fn insert(&mut self, out: &mut Vec<u8>) {
         if self.too_many.is_fired() && !self.goaway_sent && self.outgoing.at_boundary() {
             self.goaway_sent = true;
             // h2 follows with a GOAWAY of its own (no debug data) when the
-            // connection task closes the connection; this one comes first,
+            // connection task closes the connection. This one goes out before
+            // anything h2 writes after the strike (the signal fires while h2
+            // reads the PING, before the task can react), so it comes first,
             // with a last stream id no lower than h2's.
             out.extend_from_slice(&goaway_frame(
                 self.last_stream,
@@ -368,6 +370,33 @@ mod tests {
         assert!(!permissive.ping(start, 0));
         assert!(!permissive.ping(start + 2 * SEC, 0));
         assert_eq!(permissive.strikes, 0);
+    }
+
+    #[test]
+    fn the_server_tap_inserts_its_goaway_once_after_the_strikes() {
+        let too_many = Signal::default();
+        let mut tap = ServerTap::new(PingPolicy::default(), Tracker::default(), too_many.clone());
+        let mut incoming = crate::wire::frame_scan::CLIENT_PREFACE.to_vec();
+        // HEADERS of stream 5, then four PINGs (no call runs).
+        incoming.extend_from_slice(&[0, 0, 0, HEADERS, 0x4, 0, 0, 0, 5]);
+        for _ in 0..3 {
+            incoming.extend_from_slice(&[0, 0, 8, PING, 0, 0, 0, 0, 0]);
+            incoming.extend_from_slice(&[0; 8]);
+        }
+        tap.read(&incoming);
+        let mut out = Vec::new();
+        tap.insert(&mut out);
+        assert!(
+            out.is_empty() && !too_many.is_fired(),
+            "two strikes are allowed"
+        );
+        tap.read(&[0, 0, 8, PING, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(too_many.is_fired());
+        tap.insert(&mut out);
+        assert_eq!(out, goaway_frame(5, ENHANCE_YOUR_CALM, TOO_MANY_PINGS));
+        let mut again = Vec::new();
+        tap.insert(&mut again);
+        assert!(again.is_empty(), "one GOAWAY only");
     }
 
     #[test]

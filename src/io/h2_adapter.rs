@@ -29,17 +29,19 @@ const LARGE: usize = 8 * 1024;
 /// Reads offer at least this many bytes to the stream.
 const MIN_READ: usize = 1024;
 
-/// Sees the bytes that cross the adapter, both ways, and may add bytes of
-/// its own to the output at a flush (which h2 only asks for between frames).
+/// Sees the bytes that cross the adapter, both ways, and may put bytes of
+/// its own in the output, ahead of what h2 writes next.
 /// How the HTTP/2 layer watches frames h2 does not show (PING, GOAWAY).
 pub(crate) trait Tap: Send + 'static {
     /// `bytes` were read from the stream, in order.
     fn read(&mut self, bytes: &[u8]);
     /// `bytes` were taken from h2 for writing, in order.
     fn wrote(&mut self, bytes: &[u8]);
-    /// h2 flushes: everything it wrote so far is whole frames. Bytes pushed
-    /// to `out` are written next.
-    fn at_flush(&mut self, out: &mut Vec<u8>);
+    /// Called before each write and at each flush: bytes pushed to `out`
+    /// are written before anything h2 writes next. (Whether the bytes so far
+    /// end on a frame boundary is the tap's to know: h2 flushes only between
+    /// frames, and writes whole frames.)
+    fn insert(&mut self, out: &mut Vec<u8>);
 }
 
 /// A futures-io stream as a tokio-io one, whose small writes are gathered
@@ -155,6 +157,9 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for H2Adapter<T> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(tap) = this.tap.as_mut() {
+            tap.insert(&mut this.buf);
+        }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
             return Poll::Ready(Ok(0));
@@ -194,7 +199,7 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for H2Adapter<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if let Some(tap) = this.tap.as_mut() {
-            tap.at_flush(&mut this.buf);
+            tap.insert(&mut this.buf);
         }
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
@@ -245,6 +250,52 @@ mod tests {
             Poll::Ready(r) => r,
             Poll::Pending => panic!("pending"),
         }
+    }
+
+    /// Puts `inserted` in the output once, and records what it sees.
+    struct Inserting {
+        inserted: Option<Vec<u8>>,
+        seen: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Tap for Inserting {
+        fn read(&mut self, _bytes: &[u8]) {}
+
+        fn wrote(&mut self, bytes: &[u8]) {
+            self.seen.lock().unwrap().extend_from_slice(bytes);
+        }
+
+        fn insert(&mut self, out: &mut Vec<u8>) {
+            if let Some(bytes) = self.inserted.take() {
+                out.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn a_taps_bytes_go_out_before_what_h2_writes_next() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let tap = Inserting {
+            inserted: Some(b"TAP".to_vec()),
+            seen: seen.clone(),
+        };
+        let mut io = H2Adapter::with_tap(
+            Recorder {
+                writes: writes.clone(),
+                limit: usize::MAX,
+            },
+            Some(Box::new(tap)),
+        );
+        run(|cx| Pin::new(&mut io).poll_write(cx, b"h2-frame")).unwrap();
+        let large = vec![7u8; LARGE];
+        run(|cx| Pin::new(&mut io).poll_write(cx, &large)).unwrap();
+        run(|cx| Pin::new(&mut io).poll_flush(cx)).unwrap();
+        let out: Vec<u8> = writes.lock().unwrap().concat();
+        assert!(out.starts_with(b"TAPh2-frame"), "{:?}", &out[..16]);
+        assert_eq!(out.len(), 3 + 8 + LARGE);
+        // The tap saw h2's bytes only, not its own.
+        assert_eq!(seen.lock().unwrap().len(), 8 + LARGE);
     }
 
     #[test]
