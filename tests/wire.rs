@@ -4,56 +4,15 @@
 
 mod common;
 
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use common::recording::{frames, Recording};
 use common::*;
 use futures::channel::oneshot;
-use futures::io::{AsyncRead, AsyncWrite};
 use p2p_grpc::client::Grpc;
 use p2p_grpc::{Channel, Request};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
-
-/// The server end of a pipe that keeps a copy of every byte read from it.
-struct Recording {
-    io: p2p_grpc::io::Duplex,
-    read: Arc<Mutex<Vec<u8>>>,
-}
-
-impl AsyncRead for Recording {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.read.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Recording {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
-    }
-}
 
 /// What the raw server saw of one connection.
 struct Seen {
@@ -69,10 +28,7 @@ struct Seen {
 async fn recording_server() -> (Channel, Seen) {
     let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
     let read = Arc::new(Mutex::new(Vec::new()));
-    let io = Recording {
-        io: server_io,
-        read: read.clone(),
-    };
+    let io = Recording::new(server_io, read.clone());
     let (headers_tx, headers) = oneshot::channel();
     let (bytes_tx, bytes) = oneshot::channel();
     runtime().spawn(Box::pin(async move {
@@ -100,25 +56,6 @@ async fn recording_server() -> (Channel, Seen) {
         Channel::connect(client_io).await.unwrap(),
         Seen { headers, bytes },
     )
-}
-
-/// The HTTP/2 frames in a client's byte stream: (type, payload).
-fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    assert!(
-        bytes.starts_with(PREFACE),
-        "the connection preface comes first"
-    );
-    let mut rest = &bytes[PREFACE.len()..];
-    let mut frames = Vec::new();
-    while rest.len() >= 9 {
-        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
-        let kind = rest[3];
-        frames.push((kind, rest[9..9 + len].to_vec()));
-        rest = &rest[9 + len..];
-    }
-    assert!(rest.is_empty(), "the stream ends on a frame boundary");
-    frames
 }
 
 #[test]
@@ -209,7 +146,7 @@ fn a_client_closing_its_connection_sends_goaway() {
         // The last handle on the connection goes away.
         drop(grpc);
         let bytes = seen.bytes.await.unwrap();
-        let frames = frames(&bytes);
+        let frames = frames(&bytes, true);
         const GOAWAY: u8 = 7;
         let (kind, payload) = frames.last().expect("frames").clone();
         assert_eq!(kind, GOAWAY, "the last frame is a GOAWAY: {frames:?}");

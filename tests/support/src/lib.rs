@@ -10,6 +10,7 @@
 pub mod echo;
 #[cfg(feature = "libp2p")]
 pub mod libp2p;
+pub mod recording;
 pub mod sim;
 
 pub use echo::*;
