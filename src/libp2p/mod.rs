@@ -173,6 +173,7 @@ mod grpc_stream;
 mod node;
 mod peer;
 mod tcp;
+mod yamux;
 
 pub use self::grpc_stream::{
     GrpcStream, GrpcStreamBuilder, GrpcStreamError, ServeHandle, DEFAULT_MAX_CONNECTIONS_PER_PEER,
@@ -181,6 +182,7 @@ pub use self::grpc_stream::{
 pub use self::node::{Cause, ListenerClosed, Node, NodeBuilder, NodeError};
 pub use self::peer::RemotePeer;
 pub use self::tcp::{TcpStream, TcpTransport};
+pub use self::yamux::{SplitLargeFrames, Yamux};
 
 pub use ::libp2p;
 pub use ::libp2p_stream;

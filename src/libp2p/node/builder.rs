@@ -14,11 +14,12 @@ use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::peer_store::memory_store::MemoryStore;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{noise, yamux, PeerId, Swarm};
+use libp2p::{noise, PeerId, Swarm};
 
 use super::driver::Driver;
 use super::{Inner, Node, NodeError, DEFAULT_IDLE_TIMEOUT, UPGRADE_TIMEOUT};
 use crate::libp2p::tcp::TcpTransport;
+use crate::libp2p::yamux::Yamux;
 use crate::rt::SharedRuntime;
 
 /// The network behaviour of a [`Node`].
@@ -169,7 +170,7 @@ where
     Ok(transport
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
-        .multiplex(yamux::Config::default())
+        .multiplex(Yamux::default())
         .timeout(UPGRADE_TIMEOUT)
         .boxed())
 }
