@@ -29,6 +29,18 @@ const LARGE: usize = 8 * 1024;
 /// Reads offer at least this many bytes to the stream.
 const MIN_READ: usize = 1024;
 
+/// Bytes read in one turn of the task before the adapter makes it yield.
+///
+/// h2 reads and handles frames for as long as reads are ready, inside one
+/// poll of the connection task. A peer that floods PINGs (or SETTINGS, or
+/// any small frame) and reads the ACKs keeps reads ready forever, and smol
+/// and async-io, unlike tokio, have no budget of their own to make a busy
+/// task give way: every other connection on the executor waited. After
+/// this many bytes the next read wakes the task and returns `Pending`; h2
+/// then writes out what it has and returns, and the task runs again after
+/// the others. 64 KiB is four full DATA frames, or about 3,800 PINGs.
+const READ_BUDGET: usize = 64 * 1024;
+
 /// Sees the bytes that cross the adapter, both ways, and may put bytes of
 /// its own in the output, ahead of what h2 writes next.
 /// How the HTTP/2 layer watches frames h2 does not show (PING, GOAWAY).
@@ -52,6 +64,8 @@ pub(crate) struct H2Adapter<T> {
     written: usize,
     /// How many bytes the next read offers (see `poll_read`).
     read_size: usize,
+    /// Bytes still to read in this turn before yielding ([`READ_BUDGET`]).
+    read_budget: usize,
     tap: Option<Box<dyn Tap>>,
 }
 
@@ -72,6 +86,7 @@ impl<T> H2Adapter<T> {
             buf: Vec::new(),
             written: 0,
             read_size: MIN_READ,
+            read_budget: READ_BUDGET,
             tap: None,
         }
     }
@@ -126,16 +141,33 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
         // are offered (and zeroed): doubled when a read fills them, halved
         // when one uses under a quarter, as hyper's adaptive reads do.
         let this = self.get_mut();
-        let size = this.read_size.min(buf.remaining());
+        if this.read_budget == 0 {
+            this.read_budget = READ_BUDGET;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        // Never past the turn's budget by more than one small read.
+        let size = this
+            .read_size
+            .min(buf.remaining())
+            .min(this.read_budget.max(MIN_READ));
         let slice = buf.initialize_unfilled_to(size);
-        let n = ready!(Pin::new(&mut this.inner).poll_read(cx, slice))?;
+        let n = match Pin::new(&mut this.inner).poll_read(cx, slice) {
+            Poll::Ready(result) => result?,
+            Poll::Pending => {
+                // The task sleeps until the stream has more: a new turn.
+                this.read_budget = READ_BUDGET;
+                return Poll::Pending;
+            }
+        };
+        this.read_budget = this.read_budget.saturating_sub(n);
         if let Some(tap) = this.tap.as_mut() {
             tap.read(&slice[..n]);
         }
         buf.advance(n);
         if n == size {
             this.read_size = this.read_size.saturating_mul(2);
-        } else if n < this.read_size / 4 {
+        } else if n < size / 4 {
             this.read_size = (this.read_size / 2).max(MIN_READ);
         }
         Poll::Ready(Ok(()))
@@ -373,6 +405,51 @@ mod tests {
             assert_eq!(read(&mut io), 10);
         }
         assert_eq!(io.read_size, MIN_READ);
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_stream_that_is_always_ready_is_read_in_turns() {
+        let mut io = H2Adapter::new(Source {
+            chunk: usize::MAX,
+            offered: Vec::new(),
+        });
+        let count = Arc::new(Count(Default::default()));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut storage = vec![0u8; 1 << 20];
+        for turn in 1..=3 {
+            let mut read = 0;
+            loop {
+                let mut buf = ReadBuf::new(&mut storage);
+                match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
+                    Poll::Ready(result) => {
+                        result.unwrap();
+                        read += buf.filled().len();
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            // The turn ends once the budget is spent, with the task woken
+            // so that it runs again after the others.
+            assert!(
+                (READ_BUDGET..READ_BUDGET + MIN_READ).contains(&read),
+                "turn {turn}: {read} bytes"
+            );
+            assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), turn);
+        }
     }
 
     #[test]
