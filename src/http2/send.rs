@@ -8,6 +8,7 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
@@ -46,6 +47,37 @@ pub(crate) async fn send_data(
         stream.send_data(chunk, end_of_stream && data.is_empty())?;
     }
     Ok(())
+}
+
+/// Ready once the peer's windows let `stream` send at least one byte
+/// (asking for a [`BATCH`]'s worth).
+///
+/// A sender waits here before it encodes what it is about to send: a stream
+/// whose reader has stopped reading then holds no encoded batch of its own,
+/// only the message its producer handed over, and the producer is not asked
+/// for the next one. (Thousands of such streams each holding an encoded
+/// batch, freed only when the reader went away, left the allocator with
+/// fragmented memory it did not give back.) The reservation is only made
+/// with a message in hand, so streams that wait for their next message hold
+/// no connection window that others could use.
+pub(crate) fn poll_window(
+    stream: &mut SendStream<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), h2::Error>> {
+    if stream.capacity() > 0 {
+        return Poll::Ready(Ok(()));
+    }
+    stream.reserve_capacity(BATCH);
+    loop {
+        if stream.capacity() > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        match ready!(stream.poll_capacity(cx)) {
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Poll::Ready(Err(err)),
+            None => return Poll::Ready(Err(h2::Error::from(h2::Reason::STREAM_CLOSED))),
+        }
+    }
 }
 
 /// Ready messages are gathered into one write up to this many bytes: fewer

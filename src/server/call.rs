@@ -272,6 +272,14 @@ impl ResponseSink {
         Ok(())
     }
 
+    /// See [`crate::http2::send::poll_window`]; a reset ends the wait.
+    fn poll_window(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), h2::Error>> {
+        match self.send.as_mut() {
+            Some(send) => crate::http2::send::poll_window(send, cx),
+            None => Poll::Ready(Err(h2::Error::from(h2::Reason::INTERNAL_ERROR))),
+        }
+    }
+
     async fn send_data(&mut self, data: Bytes) -> Result<(), h2::Error> {
         match self.send.as_mut() {
             Some(send) => crate::http2::send::send_data(send, data, false).await,
@@ -359,6 +367,11 @@ where
             sink.finish(&Status::ok(""), Some(&trailers));
             return;
         };
+        // Nothing is encoded before the window lets some of it go out.
+        if let Err(err) = poll_fn(|cx| sink.poll_window(cx)).await {
+            tracing::debug!(%err, "response stream closed while waiting for the window");
+            return;
+        }
         let (encoding, max_message_size) = (sink.encoding, sink.max_message_size);
         let filled = fill_batch(&mut buf, first, messages.as_mut(), |buf, item| {
             let message = item?;

@@ -55,6 +55,10 @@ pub fn encode_message<M: prost::Message>(
     Ok(())
 }
 
+/// The largest batch whose memory a send buffer keeps for the next ones
+/// (a stream of 1 MiB messages still reuses its two buffers).
+const KEEP_AT_MOST: usize = 2 * 1024 * 1024;
+
 /// The send buffer of one stream: messages are framed into it (several per
 /// batch) and taken out as one chunk per batch.
 ///
@@ -112,6 +116,13 @@ impl EncodeBuf {
     pub(crate) fn take(&mut self) -> Bytes {
         let batch = self.current.split().freeze();
         self.last = batch.len();
+        if batch.len() > KEEP_AT_MOST {
+            // Not kept for reuse: a call that once sent a message this large
+            // would hold two such buffers for as long as it runs. The batch
+            // frees the memory once it is written out.
+            self.current = BytesMut::new();
+            self.last = 0;
+        }
         // The next batch goes to the other allocation, which has had longer
         // to be written out.
         std::mem::swap(&mut self.current, &mut self.spare);
@@ -281,5 +292,25 @@ mod tests {
             b"\x00\x00\x00\x00\x04\x0a\x02hi"
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn encode_buf_does_not_keep_a_very_large_batch() {
+        let huge = Hello {
+            name: "x".repeat(KEEP_AT_MOST + 1),
+        };
+        let mut buf = EncodeBuf::default();
+        buf.encode(&huge, None, usize::MAX).unwrap();
+        let batch = buf.take();
+        // Only the batch refers to the memory now: it goes when the batch does.
+        assert!(batch.is_unique());
+        assert_eq!(buf.current.capacity() + buf.spare.capacity(), 0);
+        // A batch at the limit is kept.
+        let big = Hello {
+            name: "x".repeat(KEEP_AT_MOST - 16),
+        };
+        buf.encode(&big, None, usize::MAX).unwrap();
+        let batch = buf.take();
+        assert!(!batch.is_unique());
     }
 }
