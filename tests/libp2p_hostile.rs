@@ -12,122 +12,22 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::HashSet;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use common::carriers::{frame, next_message, read_response, still_served, RawH2};
 use common::libp2p::{serve, Net, Peer, NETS};
+use common::watch::{largest_allocation, run_watched, PeakAllocator, ALLOCATION_CEILING};
 use common::*;
-use futures::channel::oneshot;
 use futures::future::{join_all, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use futures::StreamExt;
-use h2::client::SendRequest;
-use http::Method;
 use p2p_grpc::client::Grpc;
-use p2p_grpc::libp2p::libp2p::Stream;
-use p2p_grpc::{Code, Request, Server, Status};
-use prost::Message;
-use tokio_util::compat::FuturesAsyncReadCompatExt;
-
-// ---------------------------------------------------------------------------
-// Watching allocations and panics.
-
-/// The system allocator, remembering the largest single allocation asked
-/// for: a server that reserved a declared 4 GiB up front would show here
-/// (with overcommit the reservation itself would not fail).
-struct PeakAllocator;
-
-static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to `System`.
-unsafe impl GlobalAlloc for PeakAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+use p2p_grpc::{Code, Request, Server};
 
 #[global_allocator]
 static ALLOCATOR: PeakAllocator = PeakAllocator;
-
-/// The largest single allocation anything in this binary may make: a
-/// message at the 4 MiB limit assembled in one buffer, and some headroom
-/// (windows of 1 and 2 MiB, 16 KiB frames). A declared 4 GiB length that
-/// reserved even 8 MiB before being refused would exceed it.
-const ALLOCATION_CEILING: usize = 5 * 1024 * 1024;
-
-/// Threads that run test bodies; a panic anywhere else happened in a task
-/// (a handler, a connection, the swarm).
-static TEST_THREADS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-static TASK_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-fn thread_name() -> String {
-    std::thread::current()
-        .name()
-        .unwrap_or("<unnamed>")
-        .to_owned()
-}
-
-/// Installs (once) a panic hook that records panics outside test threads,
-/// and registers the calling thread as a test thread.
-fn watch_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let name = thread_name();
-            let in_test = TEST_THREADS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .is_some_and(|threads| threads.contains(&name));
-            if !in_test {
-                TASK_PANICS
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(format!("{name}: {info}"));
-            }
-            previous(info);
-        }));
-    });
-    TEST_THREADS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(HashSet::new)
-        .insert(thread_name());
-}
-
-fn assert_no_task_panicked() {
-    let panics = TASK_PANICS.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(panics.is_empty(), "tasks panicked: {panics:?}");
-}
-
-/// Runs a test body with the panic watch on, then checks no task panicked.
-fn run_watched<F: std::future::Future<Output = ()>>(body: F) {
-    watch_panics();
-    run(body);
-    assert_no_task_panicked();
-}
 
 // ---------------------------------------------------------------------------
 // Nodes.
@@ -165,123 +65,6 @@ async fn yield_now() {
     .await
 }
 
-/// Unary calls and a bidi exchange on a fresh reconnecting client.
-async fn still_served(grpc: &Grpc, label: &str) {
-    let reply = grpc
-        .unary::<_, Msg>(Request::new(Msg::count(label, 1)), UNARY)
-        .await
-        .unwrap_or_else(|status| panic!("{label}: {status:?}"));
-    assert_eq!(reply.get_ref().text, label);
-    let messages = futures::stream::iter(vec![Msg::count("a", 1), Msg::count("b", 2)]);
-    let reply = grpc
-        .client_streaming::<_, _, Msg>(Request::new(messages), COLLECT)
-        .await
-        .unwrap_or_else(|status| panic!("{label}: {status:?}"));
-    assert_eq!(reply.into_inner(), Msg::count("ab", 3));
-    let replies: Vec<Msg> = grpc
-        .server_streaming::<_, Msg>(Request::new(Msg::count("x", 3)), EXPAND)
-        .await
-        .unwrap_or_else(|status| panic!("{label}: {status:?}"))
-        .into_inner()
-        .map(Result::unwrap)
-        .collect()
-        .await;
-    assert_eq!(replies.len(), 3);
-}
-
-// ---------------------------------------------------------------------------
-// A bare HTTP/2 client over a libp2p stream.
-
-struct RawH2 {
-    send: SendRequest<Bytes>,
-    ping: h2::PingPong,
-    /// Dropping (or firing) it drops the h2 connection and with it the
-    /// libp2p stream.
-    kill: Option<oneshot::Sender<()>>,
-}
-
-impl RawH2 {
-    async fn over(stream: Stream) -> RawH2 {
-        let (send, mut connection) = h2::client::handshake(stream.compat()).await.unwrap();
-        let ping = connection.ping_pong().unwrap();
-        let (kill, killed) = oneshot::channel::<()>();
-        runtime().spawn(Box::pin(async move {
-            let _ = futures::future::select(connection, killed).await;
-        }));
-        RawH2 {
-            send,
-            ping,
-            kill: Some(kill),
-        }
-    }
-
-    /// A PING round trip: the server has read every frame sent before it.
-    async fn sync(&mut self) {
-        self.ping.ping(h2::Ping::opaque()).await.unwrap();
-    }
-
-    /// Drops the connection and the libp2p stream under it, whatever is
-    /// in flight.
-    fn drop_stream(&mut self) {
-        self.kill.take();
-    }
-
-    async fn start(&mut self, path: &str) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
-        let request = http::Request::builder()
-            .method(Method::POST)
-            .uri(format!("http://localhost{path}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap();
-        let mut ready = self.send.clone().ready().await.unwrap();
-        ready.send_request(request, false).unwrap()
-    }
-}
-
-fn frame(message: &Msg) -> Bytes {
-    let payload = message.encode_to_vec();
-    let mut buf = BytesMut::new();
-    buf.put_u8(0);
-    buf.put_u32(payload.len() as u32);
-    buf.put_slice(&payload);
-    buf.freeze()
-}
-
-/// The gRPC status and messages of a raw response.
-async fn read_response(response: h2::client::ResponseFuture) -> (Status, Vec<Msg>) {
-    let response = response.await.unwrap();
-    let (parts, mut body) = response.into_parts();
-    let mut data = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
-        let _ = body.flow_control().release_capacity(chunk.len());
-        data.extend_from_slice(&chunk);
-    }
-    let trailers = body.trailers().await.unwrap();
-    let status = trailers
-        .as_ref()
-        .and_then(Status::from_header_map)
-        .or_else(|| Status::from_header_map(&parts.headers))
-        .unwrap_or_else(|| panic!("no grpc-status in {:?} / {trailers:?}", parts.headers));
-    let mut messages = Vec::new();
-    let mut data = data.freeze();
-    while data.len() >= 5 {
-        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-        messages.push(Msg::decode(data.slice(5..5 + len)).unwrap());
-        data = data.slice(5 + len..);
-    }
-    (status, messages)
-}
-
-/// Reads the next gRPC message of a raw response body (one DATA frame
-/// holds it whole here: the messages are small).
-async fn next_message(body: &mut h2::RecvStream) -> Msg {
-    let chunk = body.data().await.unwrap().unwrap();
-    let _ = body.flow_control().release_capacity(chunk.len());
-    Msg::decode(chunk.slice(5..)).unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // The hostile peers.
 
@@ -302,7 +85,7 @@ fn a_stream_closed_in_the_middle_of_a_message_ends_its_calls_only() {
 
             // On a second stream: a bidi call that got one whole message
             // through, then half of the next one...
-            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+            let mut raw = RawH2::over(Box::new(peer.raw_stream(&server).await)).await;
             let (response, mut chat) = raw.start(CHAT).await;
             chat.send_data(frame(&Msg::count("whole", 7)), false)
                 .unwrap();
@@ -422,7 +205,7 @@ fn a_declared_length_of_4_gib_with_no_data_is_resource_exhausted() {
         for net in NETS {
             let server = serve(net, |b| b).await;
             let peer = Peer::new(net, &server);
-            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+            let mut raw = RawH2::over(Box::new(peer.raw_stream(&server).await)).await;
 
             // 0xffff_ffff bytes declared, none sent, the stream left open.
             let (response, mut body) = raw.start(UNARY).await;
@@ -435,7 +218,7 @@ fn a_declared_length_of_4_gib_with_no_data_is_resource_exhausted() {
                 "{net:?}: {status:?}"
             );
             assert!(messages.is_empty());
-            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            let largest = largest_allocation();
             assert!(largest < ALLOCATION_CEILING, "{net:?}: allocated {largest}");
 
             // The same libp2p stream keeps serving.
@@ -459,18 +242,18 @@ fn a_declared_length_of_4_gib_under_no_limit_reserves_nothing() {
             })
             .await;
             let peer = Peer::new(net, &server);
-            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+            let mut raw = RawH2::over(Box::new(peer.raw_stream(&server).await)).await;
             let (response, mut body) = raw.start(UNARY).await;
             body.send_data(Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]), false)
                 .unwrap();
             raw.sync().await;
-            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            let largest = largest_allocation();
             assert!(largest < ALLOCATION_CEILING, "{net:?}: allocated {largest}");
             // The request ends there: a truncated message.
             body.send_data(Bytes::new(), true).unwrap();
             let (status, _) = read_response(response).await;
             assert_eq!(status.code(), Code::Internal, "{net:?}: {status:?}");
-            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            let largest = largest_allocation();
             assert!(largest < ALLOCATION_CEILING, "{net:?}: allocated {largest}");
         }
     });
@@ -614,7 +397,7 @@ fn the_raw_client_reads_a_well_formed_call() {
     run_watched(async {
         let server = serve(Net::Memory, |b| b).await;
         let peer = Peer::new(Net::Memory, &server);
-        let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
+        let mut raw = RawH2::over(Box::new(peer.raw_stream(&server).await)).await;
         let (response, mut body) = raw.start(EXPAND).await;
         body.send_data(frame(&Msg::count("x", 3)), true).unwrap();
         let (status, messages) = read_response(response).await;
@@ -729,165 +512,5 @@ fn a_slow_reader_of_many_small_messages_keeps_its_connection() {
             count += 1;
         }
         assert_eq!(count, 10_000);
-    });
-}
-
-#[test]
-fn a_reader_that_never_reads_bounds_the_servers_memory() {
-    run_watched(async {
-        for net in NETS {
-            let flood = Flood::default();
-            let produced = flood.produced.clone();
-            let server = serve(net, move |b| b.add_service(flood)).await;
-            let peer = Peer::new(net, &server);
-            let grpc = peer.client(&server);
-            // Start the flood and never read it.
-            let response = grpc
-                .server_streaming::<_, Msg>(Request::new(Msg::default()), FLOOD)
-                .await
-                .unwrap();
-            // Other calls on the same connection go on.
-            still_served(&grpc, "meanwhile").await;
-            // Give an unbounded sender every chance to overproduce.
-            runtime().sleep(Duration::from_millis(300)).await;
-            let held = produced.load(Ordering::SeqCst);
-            // HTTP/2 flow control (1 MiB per stream, 2 MiB per connection),
-            // h2's send buffer and yamux's window bound what is produced.
-            assert!(
-                held <= 64,
-                "{net:?}: {held} messages produced for a reader that reads none"
-            );
-            // Reading resumes the flow, within the same bound.
-            let mut stream = response.into_inner();
-            for read in 1..=100 {
-                stream.message().await.unwrap().unwrap();
-                let ahead = produced.load(Ordering::SeqCst) - read;
-                assert!(ahead <= 64, "{net:?}: {ahead} messages ahead of the reader");
-            }
-        }
-    });
-}
-
-#[test]
-fn calls_beyond_the_per_connection_limit_wait_their_turn() {
-    run_watched(async {
-        for net in NETS {
-            let mut server = serve(net, |b| b.max_calls_per_connection(Some(4))).await;
-            let peer = Peer::new(net, &server);
-            let grpc = peer.client(&server);
-            // One call first, so that the server's SETTINGS (the limit) have
-            // arrived and the count below starts from a settled connection.
-            grpc.unary::<_, Msg>(Request::new(Msg::count("first", 0)), SLOW)
-                .await
-                .unwrap();
-            assert_eq!(
-                next_event(&mut server.events).await,
-                Event::Started("first".into())
-            );
-            assert_eq!(
-                next_event(&mut server.events).await,
-                Event::Finished("first".into())
-            );
-            let calls = (0..20).map(|i| {
-                let grpc = grpc.clone();
-                async move {
-                    grpc.unary::<_, Msg>(Request::new(Msg::count(format!("c{i}"), 10)), SLOW)
-                        .await
-                        .unwrap()
-                }
-            });
-            let events = &mut server.events;
-            let watch = async {
-                let (mut running, mut most, mut ended) = (0i32, 0i32, 0);
-                while ended < 20 {
-                    match next_event(events).await {
-                        Event::Started(_) => running += 1,
-                        Event::Finished(_) | Event::Dropped(_) => {
-                            running -= 1;
-                            ended += 1;
-                        }
-                    }
-                    most = most.max(running);
-                }
-                most
-            };
-            let (replies, most) = futures::join!(join_all(calls), watch);
-            assert_eq!(replies.len(), 20);
-            assert!(
-                most <= 4,
-                "{net:?}: {most} calls ran at once with a limit of 4"
-            );
-        }
-    });
-}
-
-#[test]
-fn a_rapid_reset_flood_over_a_stream_leaves_the_server_serving() {
-    run_watched(async {
-        for net in NETS {
-            let server = serve(net, |b| b).await;
-            let peer = Peer::new(net, &server);
-            let mut raw = RawH2::over(peer.raw_stream(&server).await).await;
-            let mut opened = 0;
-            for _ in 0..3000 {
-                let Ok(mut ready) = raw.send.clone().ready().await else {
-                    break;
-                };
-                let request = http::Request::builder()
-                    .method(Method::POST)
-                    .uri(format!("http://server{SLOW}"))
-                    .header("content-type", "application/grpc")
-                    .body(())
-                    .unwrap();
-                let Ok((_response, mut stream)) = ready.send_request(request, false) else {
-                    break;
-                };
-                stream.send_reset(h2::Reason::CANCEL);
-                opened += 1;
-            }
-            // Two outcomes only, depending on how fast the server accepts:
-            // it kept up with every reset, or h2's rapid-reset guard cut the
-            // flood off with GOAWAY ENHANCE_YOUR_CALM; never another error.
-            match raw.send.clone().ready().await {
-                Ok(_) => assert_eq!(opened, 3000, "{net:?}: stopped without an error"),
-                Err(err) => assert_eq!(
-                    err.reason(),
-                    Some(h2::Reason::ENHANCE_YOUR_CALM),
-                    "{net:?}: {err}"
-                ),
-            }
-            raw.drop_stream();
-            // Others are served.
-            still_served(&peer.client(&server), "after the flood").await;
-            let other = Peer::new(net, &server);
-            still_served(&other.client(&server), "another peer").await;
-        }
-    });
-}
-
-#[test]
-fn a_header_block_past_the_limit_is_refused_over_a_stream() {
-    run_watched(async {
-        for net in NETS {
-            let server = serve(net, |b| {
-                b.server(Server::builder().max_header_list_size(8 * 1024))
-            })
-            .await;
-            let peer = Peer::new(net, &server);
-            let grpc = peer.client(&server);
-            let mut request = Request::new(Msg::text("fat"));
-            request
-                .metadata_mut()
-                .insert("x-padding", &"p".repeat(32 * 1024))
-                .unwrap();
-            let status = grpc.unary::<_, Msg>(request, UNARY).await.unwrap_err();
-            assert_eq!(
-                status.code(),
-                Code::ResourceExhausted,
-                "{net:?}: {status:?}"
-            );
-            // The same channel (reconnecting if it must) serves the next calls.
-            still_served(&grpc, "slim").await;
-        }
     });
 }

@@ -16,6 +16,10 @@ pub mod sim;
 pub use echo::*;
 
 #[cfg(feature = "runners")]
+pub mod carriers;
+#[cfg(feature = "runners")]
 mod runners;
+#[cfg(feature = "runners")]
+pub mod watch;
 #[cfg(feature = "runners")]
 pub use runners::*;

@@ -10,7 +10,7 @@ use p2p_grpc::libp2p::{GrpcStream, GrpcStreamBuilder, Node, DEFAULT_PROTOCOL};
 use crate::{runtime, EchoService, Event};
 
 /// The libp2p transports every behaviour is checked over.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Net {
     Memory,
     Tcp,
