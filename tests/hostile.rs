@@ -13,7 +13,6 @@ use std::time::Duration;
 use common::carriers::{carriers, grpc_request, still_served, Carrier, Limits, RawH2, Target};
 use common::watch::{run_watched, PeakAllocator};
 use common::*;
-use futures::AsyncWriteExt;
 use p2p_grpc::client::Grpc;
 use p2p_grpc::{Channel, Request};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -198,68 +197,6 @@ fn a_header_block_past_the_limit_is_refused() {
             // Other calls are served, on a fresh connection at worst.
             still_served(&target.client().await, "slim").await;
         }
-    });
-}
-
-#[test]
-fn a_peer_that_never_completes_a_request_is_closed_when_idle() {
-    run(async {
-        let (server, _events) = echo_server(|b| b.idle_timeout(Duration::from_millis(200)));
-        let (mut trickler, server_io) = p2p_grpc::io::duplex(64 * 1024);
-        let served = server.clone();
-        let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
-        runtime().spawn(Box::pin(async move {
-            let _ = ended_tx.send(served.serve_connection(server_io).await);
-        }));
-        // A valid preface and SETTINGS, then the first bytes of a HEADERS
-        // frame that never completes.
-        trickler
-            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            .await
-            .unwrap();
-        trickler
-            .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
-            .await
-            .unwrap();
-        trickler
-            .write_all(&[0, 0, 40, 1, 4, 0, 0, 0, 1, 0x83])
-            .await
-            .unwrap();
-        let ended = ended_rx.await.unwrap();
-        assert!(ended.is_ok(), "{ended:?}");
-        drop(trickler);
-    });
-}
-
-#[test]
-fn idle_timeout_spares_connections_with_running_calls() {
-    run(async {
-        let (server, mut events) = echo_server(|b| b.idle_timeout(Duration::from_millis(100)));
-        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
-        let served = server.clone();
-        let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
-        runtime().spawn(Box::pin(async move {
-            let _ = ended_tx.send(served.serve_connection(server_io).await);
-        }));
-        let grpc = Grpc::new(Channel::connect(client_io).await.unwrap());
-        // A call longer than the idle timeout completes.
-        let reply = grpc
-            .unary::<_, Msg>(Request::new(Msg::count("long", 400)), SLOW)
-            .await
-            .unwrap();
-        assert_eq!(reply.get_ref().text, "long");
-        assert_eq!(next_event(&mut events).await, Event::Started("long".into()));
-        assert_eq!(
-            next_event(&mut events).await,
-            Event::Finished("long".into())
-        );
-        // Then, with nothing running, the connection is closed.
-        assert!(ended_rx.await.unwrap().is_ok());
-        let status = grpc
-            .unary::<_, Msg>(Request::new(Msg::text("late")), UNARY)
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), p2p_grpc::Code::Unavailable);
     });
 }
 

@@ -318,27 +318,3 @@ fn keepalive_intervals_under_ten_seconds_are_raised() {
         );
     });
 }
-
-#[test]
-fn a_client_without_calls_does_not_ping_unless_told_to() {
-    run(async {
-        // The default policy closes a connection after four pings with no
-        // call running, so a client that pinged would be told to back off.
-        let (server, _events) = echo_server(|b| b);
-        let channel = Channel::builder()
-            .keepalive(Duration::from_millis(10), Duration::from_secs(5))
-            .keepalive_floor_for_tests(Duration::ZERO)
-            .connect_tcp(tcp_server(&server))
-            .await
-            .unwrap();
-        // Thirty keepalive rounds with no call running (the absence of
-        // pings can only be watched for a while).
-        runtime().sleep(Duration::from_millis(300)).await;
-        assert_eq!(
-            channel.keepalive_interval(),
-            Some(Duration::from_millis(10))
-        );
-        assert!(channel.is_connected());
-        assert_eq!(server.connection_count(), 1);
-    });
-}
