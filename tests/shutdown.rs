@@ -1,14 +1,15 @@
 //! Graceful shutdown: running calls finish, new ones are refused, and calls
-//! past the grace period are cut off.
+//! past the grace period are cut off; a client that goes says so.
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use futures::FutureExt;
 use p2p_grpc::client::Grpc;
-use p2p_grpc::{Code, Request};
+use p2p_grpc::{Channel, Code, Request};
 
 #[test]
 fn running_calls_finish_and_new_ones_are_refused() {
@@ -116,4 +117,31 @@ fn runtime_spawn<T: Send + 'static>(
         let _ = tx.send(future.await);
     }));
     rx
+}
+
+#[test]
+fn a_dropped_channel_says_goodbye_with_goaway() {
+    run(async {
+        let (server, _events) = echo_server(|b| b);
+        let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let recording = common::recording::Recording::new(server_io, read.clone());
+        let (ended_tx, ended_rx) = futures::channel::oneshot::channel();
+        let serving = server.clone();
+        runtime().spawn(Box::pin(async move {
+            let _ = ended_tx.send(serving.serve_connection(recording).await);
+        }));
+        let grpc = Grpc::new(Channel::connect(client_io).await.unwrap());
+        grpc.unary::<_, Msg>(Request::new(Msg::text("one")), UNARY)
+            .await
+            .unwrap();
+        drop(grpc);
+        // The server sees a clean end: the client's last frame is a GOAWAY
+        // with NO_ERROR, not a connection that just stops.
+        ended_rx.await.unwrap().unwrap();
+        let frames = common::recording::frames(&read.lock().unwrap(), true);
+        let (kind, payload) = frames.last().expect("frames");
+        assert_eq!(*kind, 7, "last frame of {frames:?}");
+        assert_eq!(payload[4..8], [0, 0, 0, 0], "error code NO_ERROR");
+    });
 }
