@@ -120,6 +120,9 @@ impl Driver {
                     .collect();
                 let _ = reply.send(addrs);
             }
+            Request::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
             Request::Dial { addr, reply } => self.dial(addr, reply),
             Request::AddAddress { peer, addr } => {
                 tracing::debug!(%peer, %addr, "address added");

@@ -83,6 +83,9 @@ enum Request {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NodeError>>,
@@ -159,6 +162,13 @@ impl Node {
     /// `/p2p/<this peer id>` appended.
     pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.request(|reply| Request::ListenAddrs { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The peers this node has at least one established connection to.
+    pub async fn connected_peers(&self) -> Vec<PeerId> {
+        self.request(|reply| Request::ConnectedPeers { reply })
             .await
             .unwrap_or_default()
     }

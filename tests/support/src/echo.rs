@@ -90,7 +90,8 @@ impl Drop for DropGuard {
 /// - `Collect` (client streaming): concatenates texts, sums counts.
 /// - `Expand` (server streaming): `count` messages; `fail:<n>` fails after n.
 /// - `Chat` (bidi): echoes each message; reports start and drop.
-/// - `Peer`: returns the `PeerTag` extension the transport attached.
+/// - `Peer`: returns the `PeerTag` extension the transport attached (over
+///   libp2p, the calling peer's id when there is none).
 #[derive(Clone)]
 pub struct EchoService {
     pub runtime: SharedRuntime,
@@ -249,6 +250,8 @@ impl Service for EchoService {
             }),
             "Peer" => call.unary(move |request: Request<Msg>| async move {
                 let tag = request.extensions().get::<PeerTag>().cloned();
+                #[cfg(feature = "libp2p")]
+                let tag = tag.or_else(|| request.peer_id().map(|peer| PeerTag(peer.to_string())));
                 Ok(Response::new(Msg::text(
                     tag.map(|tag| tag.0).unwrap_or_default(),
                 )))
