@@ -179,7 +179,12 @@ pub use self::grpc_stream::{
     GrpcStream, GrpcStreamBuilder, GrpcStreamError, ServeHandle, DEFAULT_MAX_CONNECTIONS_PER_PEER,
     DEFAULT_PROTOCOL,
 };
-pub use self::node::{Cause, ListenerClosed, Node, NodeBuilder, NodeError};
+pub use self::node::{
+    default_connection_limits, Cause, ListenerClosed, Node, NodeBuilder, NodeError,
+    DEFAULT_MAX_ESTABLISHED_INCOMING, DEFAULT_MAX_ESTABLISHED_OUTGOING,
+    DEFAULT_MAX_ESTABLISHED_PER_PEER, DEFAULT_MAX_PENDING_INCOMING, DEFAULT_MAX_PENDING_OUTGOING,
+    DEFAULT_MAX_STREAMS_PER_CONNECTION,
+};
 pub use self::peer::RemotePeer;
 pub use self::tcp::{TcpStream, TcpTransport};
 pub use self::yamux::{SplitLargeFrames, Yamux};

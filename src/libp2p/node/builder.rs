@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::FutureExt as _;
+use libp2p::connection_limits::ConnectionLimits;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{Boxed, MemoryTransport};
 use libp2p::core::upgrade::Version;
@@ -26,8 +27,36 @@ use crate::rt::SharedRuntime;
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub(super) struct Behaviour {
+    pub(super) limits: libp2p::connection_limits::Behaviour,
     pub(super) stream: libp2p_stream::Behaviour,
     pub(super) peer_store: libp2p::peer_store::Behaviour<MemoryStore>,
+}
+
+/// Connections being set up (noise and yamux handshakes) from outside at
+/// once, by default: a stalled handshake holds one until the handshake
+/// timeout.
+pub const DEFAULT_MAX_PENDING_INCOMING: u32 = 128;
+/// Connections being set up to other peers at once, by default.
+pub const DEFAULT_MAX_PENDING_OUTGOING: u32 = 128;
+/// Established connections from other peers, by default.
+pub const DEFAULT_MAX_ESTABLISHED_INCOMING: u32 = 1024;
+/// Established connections to other peers, by default.
+pub const DEFAULT_MAX_ESTABLISHED_OUTGOING: u32 = 1024;
+/// Established connections with one peer, by default (both directions).
+pub const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 4;
+/// yamux streams open at once on one connection, by default (each carries
+/// one HTTP/2 connection for `GrpcStream`).
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: usize = 256;
+
+/// The connection limits a [`NodeBuilder`] starts with (the `DEFAULT_MAX_*`
+/// constants).
+pub fn default_connection_limits() -> ConnectionLimits {
+    ConnectionLimits::default()
+        .with_max_pending_incoming(Some(DEFAULT_MAX_PENDING_INCOMING))
+        .with_max_pending_outgoing(Some(DEFAULT_MAX_PENDING_OUTGOING))
+        .with_max_established_incoming(Some(DEFAULT_MAX_ESTABLISHED_INCOMING))
+        .with_max_established_outgoing(Some(DEFAULT_MAX_ESTABLISHED_OUTGOING))
+        .with_max_established_per_peer(Some(DEFAULT_MAX_ESTABLISHED_PER_PEER))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +71,9 @@ pub struct NodeBuilder {
     runtime: Option<SharedRuntime>,
     transport: TransportKind,
     idle_connection_timeout: Duration,
+    handshake_timeout: Duration,
+    limits: ConnectionLimits,
+    max_streams_per_connection: usize,
 }
 
 impl Default for NodeBuilder {
@@ -60,21 +92,55 @@ impl fmt::Debug for NodeBuilder {
             .field("runtime", &self.runtime)
             .field("transport", &self.transport)
             .field("idle_connection_timeout", &self.idle_connection_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("limits", &self.limits)
+            .field(
+                "max_streams_per_connection",
+                &self.max_streams_per_connection,
+            )
             .finish()
     }
 }
 
 impl NodeBuilder {
     /// A builder with the defaults: a fresh ed25519 identity, the
-    /// [default runtime](crate::rt::default_runtime), TCP, and a 60 second
-    /// idle connection timeout.
+    /// [default runtime](crate::rt::default_runtime), TCP, a 60 second idle
+    /// connection timeout, a 20 second handshake timeout, and the
+    /// connection limits of [`default_connection_limits`].
     pub fn new() -> Self {
         NodeBuilder {
             keypair: None,
             runtime: None,
             transport: TransportKind::Tcp,
             idle_connection_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: UPGRADE_TIMEOUT,
+            limits: default_connection_limits(),
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
         }
+    }
+
+    /// How many connections the node sets up and keeps, in each direction
+    /// and per peer (libp2p's `connection-limits` behaviour). Connections
+    /// past a limit are refused during their setup and logged; the others
+    /// are not affected. Default: [`default_connection_limits`].
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Most yamux streams open at once on one connection (default
+    /// [`DEFAULT_MAX_STREAMS_PER_CONNECTION`]). rust-yamux closes a
+    /// connection whose peer opens more.
+    pub fn max_streams_per_connection(mut self, max: usize) -> Self {
+        self.max_streams_per_connection = max.max(1);
+        self
+    }
+
+    /// How long a connection may take to finish its noise and yamux
+    /// handshakes (default 20 s); a peer that stalls halfway is dropped then.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
     }
 
     /// Uses `keypair` as the node's identity (any key type libp2p supports
@@ -121,11 +187,16 @@ impl NodeBuilder {
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let peer_id = keypair.public().to_peer_id();
 
+        let mut yamux = libp2p::yamux::Config::default();
+        yamux.set_max_num_streams(self.max_streams_per_connection);
+        let muxer = Yamux::new(yamux);
+        let timeout = self.handshake_timeout;
         let transport = match self.transport {
-            TransportKind::Tcp => upgrade(TcpTransport::new(), &keypair)?,
-            TransportKind::Memory => upgrade(MemoryTransport::default(), &keypair)?,
+            TransportKind::Tcp => upgrade(TcpTransport::new(), &keypair, muxer, timeout)?,
+            TransportKind::Memory => upgrade(MemoryTransport::default(), &keypair, muxer, timeout)?,
         };
         let behaviour = Behaviour {
+            limits: libp2p::connection_limits::Behaviour::new(self.limits),
             stream: libp2p_stream::Behaviour::new(),
             peer_store: libp2p::peer_store::Behaviour::new(MemoryStore::new(Default::default())),
         };
@@ -158,7 +229,12 @@ impl NodeBuilder {
 }
 
 /// Adds noise, yamux and a handshake timeout to `transport`.
-fn upgrade<T>(transport: T, keypair: &Keypair) -> Result<Boxed<(PeerId, StreamMuxerBox)>, NodeError>
+fn upgrade<T>(
+    transport: T,
+    keypair: &Keypair,
+    muxer: Yamux,
+    timeout: Duration,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, NodeError>
 where
     T: libp2p::core::Transport + Send + Unpin + 'static,
     T::Output: futures::AsyncRead + futures::AsyncWrite + Send + Unpin + 'static,
@@ -170,7 +246,7 @@ where
     Ok(transport
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
-        .multiplex(Yamux::default())
-        .timeout(UPGRADE_TIMEOUT)
+        .multiplex(muxer)
+        .timeout(timeout)
         .boxed())
 }

@@ -262,6 +262,7 @@ impl Driver {
                 "incoming connection failed"
             ),
             SwarmEvent::Behaviour(event) => match event {
+                BehaviourEvent::Limits(never) => match never {},
                 BehaviourEvent::Stream(()) => {}
                 BehaviourEvent::PeerStore(event) => tracing::trace!(?event, "peer store"),
             },

@@ -17,7 +17,11 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::{self, Either, Shared};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 
-pub use self::builder::NodeBuilder;
+pub use self::builder::{
+    default_connection_limits, NodeBuilder, DEFAULT_MAX_ESTABLISHED_INCOMING,
+    DEFAULT_MAX_ESTABLISHED_OUTGOING, DEFAULT_MAX_ESTABLISHED_PER_PEER,
+    DEFAULT_MAX_PENDING_INCOMING, DEFAULT_MAX_PENDING_OUTGOING, DEFAULT_MAX_STREAMS_PER_CONNECTION,
+};
 pub use self::error::{Cause, ListenerClosed, NodeError};
 
 /// How long [`Node::shutdown`] waits for connections to close gracefully
