@@ -1,6 +1,7 @@
 //! Small synchronisation pieces both roles use: a one-way [`Signal`], a
-//! [`Tracker`] of live tasks or calls, and [`lock`] for mutexes whose data
-//! stays consistent even if a holder panicked.
+//! [`Tracker`] of live tasks or calls, a [`Budget`] of bytes shared by
+//! calls, and [`lock`] for mutexes whose data stays consistent even if a
+//! holder panicked.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -138,10 +139,176 @@ impl Drop for TrackerGuard {
     }
 }
 
+/// A number of bytes that calls reserve before they hold that much memory,
+/// and give back when they no longer do; a call that finds it spent waits.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: Mutex<usize>,
+    /// Reservations waiting for bytes to come back.
+    waiting: AtomicUsize,
+    released: Event,
+}
+
+/// A reservation's wait for bytes to come back; it counts as waiting until
+/// granted or dropped.
+#[derive(Debug)]
+pub(crate) struct BudgetWait {
+    listener: EventListener,
+    budget: Arc<Budget>,
+}
+
+impl Drop for BudgetWait {
+    fn drop(&mut self) {
+        self.budget.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Bytes reserved from a [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        *lock(&self.budget.used) -= self.bytes;
+        self.budget.released.notify(usize::MAX);
+    }
+}
+
+/// A reservation larger than the whole budget: it could never be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OverBudget {
+    pub(crate) wanted: usize,
+    pub(crate) limit: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Budget {
+            limit,
+            used: Mutex::new(0),
+            waiting: AtomicUsize::new(0),
+            released: Event::new(),
+        })
+    }
+
+    /// Bytes reserved now.
+    pub(crate) fn used(&self) -> usize {
+        *lock(&self.used)
+    }
+
+    /// Whether nothing is left, or calls already wait for bytes to come
+    /// back: a new call would only add to the wait.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0 || self.used() >= self.limit
+    }
+
+    fn try_reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        let mut used = lock(&self.used);
+        if *used + bytes > self.limit {
+            return None;
+        }
+        *used += bytes;
+        Some(Reservation {
+            budget: self.clone(),
+            bytes,
+        })
+    }
+
+    /// Reserves `bytes`, waiting (with `wait`, kept by the caller between
+    /// polls) until enough is given back.
+    pub(crate) fn poll_reserve(
+        self: &Arc<Self>,
+        bytes: usize,
+        wait: &mut Option<BudgetWait>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Reservation, OverBudget>> {
+        if bytes > self.limit {
+            return Poll::Ready(Err(OverBudget {
+                wanted: bytes,
+                limit: self.limit,
+            }));
+        }
+        loop {
+            if let Some(reservation) = self.try_reserve(bytes) {
+                *wait = None;
+                return Poll::Ready(Ok(reservation));
+            }
+            match wait.as_mut() {
+                // Listen first, then look again: a release between the two
+                // is not missed.
+                None => {
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    *wait = Some(BudgetWait {
+                        listener: self.released.listen(),
+                        budget: self.clone(),
+                    });
+                }
+                Some(waiting) => {
+                    ready!(Pin::new(&mut waiting.listener).poll(cx));
+                    // Listen again before the next look.
+                    waiting.listener = self.released.listen();
+                }
+            }
+        }
+    }
+
+    /// [`poll_reserve`](Self::poll_reserve) as a future.
+    #[cfg(test)]
+    pub(crate) async fn reserve(self: &Arc<Self>, bytes: usize) -> Result<Reservation, OverBudget> {
+        let mut listener = None;
+        std::future::poll_fn(|cx| self.poll_reserve(bytes, &mut listener, cx)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::executor::block_on;
+
+    #[test]
+    fn a_budget_grants_what_is_left_and_waiters_get_what_comes_back() {
+        let budget = Budget::new(100);
+        let a = block_on(budget.reserve(60)).unwrap();
+        let b = block_on(budget.reserve(40)).unwrap();
+        assert!(budget.is_spent());
+        assert_eq!(budget.used(), 100);
+        // Too much for the whole budget: refused at once.
+        assert_eq!(
+            block_on(budget.reserve(101)).unwrap_err(),
+            OverBudget {
+                wanted: 101,
+                limit: 100
+            }
+        );
+        // A waiter gets its bytes when enough come back, not before.
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut wait = None;
+        assert!(budget.poll_reserve(50, &mut wait, &mut cx).is_pending());
+        drop(b);
+        // 60 of 100 used: there would be room for a small call, but one
+        // waits already, so the budget counts as spent.
+        assert!(budget.is_spent());
+        assert!(budget.poll_reserve(50, &mut wait, &mut cx).is_pending());
+        drop(a);
+        let Poll::Ready(Ok(c)) = budget.poll_reserve(50, &mut wait, &mut cx) else {
+            panic!("not granted after the release");
+        };
+        assert_eq!((c.bytes, budget.used()), (50, 50));
+        assert!(!budget.is_spent());
+        // A waiter that gives up stops counting as waiting.
+        let mut wait = None;
+        assert!(budget.poll_reserve(60, &mut wait, &mut cx).is_pending());
+        assert!(budget.is_spent());
+        drop(wait);
+        assert!(!budget.is_spent());
+        drop(c);
+        assert_eq!(budget.used(), 0);
+    }
 
     #[test]
     fn signal_wakes_waiters_fired_before_or_after() {

@@ -235,10 +235,32 @@ fn a_declared_length_of_4_gib_with_no_data_is_resource_exhausted() {
 fn a_declared_length_of_4_gib_under_no_limit_reserves_nothing() {
     run_watched(async {
         for net in NETS {
-            // With the limit lifted the prefix is accepted: the server waits
-            // for the data, holding only what arrived.
+            // With the message limit lifted, the memory budget still refuses
+            // a message it could never hold.
             let server = serve(net, |b| {
                 b.server(Server::builder().max_decoding_message_size(usize::MAX))
+            })
+            .await;
+            let peer = Peer::new(net, &server);
+            let mut raw = RawH2::over(Box::new(peer.raw_stream(&server).await)).await;
+            let (response, mut body) = raw.start(UNARY).await;
+            body.send_data(Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]), false)
+                .unwrap();
+            let (status, _) = read_response(response).await;
+            assert_eq!(
+                status.code(),
+                Code::ResourceExhausted,
+                "{net:?}: {status:?}"
+            );
+            assert!(status.message().contains("memory budget"), "{status:?}");
+            // With the budget lifted too the prefix is accepted: the server
+            // waits for the data, holding only what arrived.
+            let server = serve(net, |b| {
+                b.server(
+                    Server::builder()
+                        .max_decoding_message_size(usize::MAX)
+                        .memory_budget(None),
+                )
             })
             .await;
             let peer = Peer::new(net, &server);

@@ -15,7 +15,7 @@ use futures::channel::oneshot;
 use super::deadline;
 use super::errors::status_from_h2;
 use crate::rt::Sleep;
-use crate::sync::{Tracker, TrackerGuard};
+use crate::sync::{Budget, BudgetWait, OverBudget, Reservation, Tracker, TrackerGuard};
 use crate::wire::compression::CompressionEncoding;
 use crate::wire::framing::{decode_message, MessageDecoder, RawMessage};
 use crate::wire::headers;
@@ -60,6 +60,11 @@ pub(crate) struct RecvBody {
     // Client side, bidi calls: the response headers still to come. Until
     // they arrive there is no body to read.
     pending: Option<PendingHead>,
+    // Server side: the memory budget a message being assembled reserves
+    // its length from, the reservation, and the wait for one.
+    budget: Option<Arc<Budget>>,
+    reservation: Option<Reservation>,
+    budget_wait: Option<BudgetWait>,
 }
 
 /// The liveness flag of one connection: calls clear it when they see the
@@ -144,6 +149,9 @@ impl RecvBody {
             headers: None,
             active: None,
             pending: None,
+            budget: None,
+            reservation: None,
+            budget_wait: None,
         }
     }
 
@@ -233,11 +241,34 @@ impl RecvBody {
             headers: None,
             active: None,
             pending: None,
+            budget: None,
+            reservation: None,
+            budget_wait: None,
         }
+    }
+
+    /// Makes each message being assembled reserve its length from `budget`
+    /// first (see [`ServerBuilder::memory_budget`](crate::server::ServerBuilder::memory_budget)).
+    pub(crate) fn set_budget(&mut self, budget: Option<Arc<Budget>>) {
+        self.budget = budget;
     }
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Sleep>) {
         self.deadline = deadline;
+    }
+
+    /// Reserves `len` bytes for the message being assembled, once; `Ready`
+    /// when there is no budget, the reservation is held, or it can never be.
+    fn poll_budget(&mut self, len: usize, cx: &mut Context<'_>) -> Poll<Result<(), OverBudget>> {
+        let Some(budget) = &self.budget else {
+            return Poll::Ready(Ok(()));
+        };
+        if self.reservation.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let reservation = ready!(budget.poll_reserve(len, &mut self.budget_wait, cx))?;
+        self.reservation = Some(reservation);
+        Poll::Ready(Ok(()))
     }
 
     /// The status of a failed read; a connection-level failure also marks
@@ -298,6 +329,8 @@ impl RecvBody {
                 State::Messages => {
                     match self.decoder.decode() {
                         Ok(Some(message)) => {
+                            // The handler holds the message now.
+                            self.reservation = None;
                             self.last_compressed = message.compressed;
                             return Poll::Ready(Some(Ok(message)));
                         }
@@ -306,6 +339,17 @@ impl RecvBody {
                     }
                     if deadline::passed(&mut self.deadline, cx) {
                         return self.fail(deadline::exceeded());
+                    }
+                    if let Some(len) = self.decoder.assembling() {
+                        if let Poll::Ready(Err(over)) = self.poll_budget(len, cx) {
+                            return self.fail(Status::resource_exhausted(format!(
+                                "request message of {} bytes is over the server's memory budget of {}",
+                                over.wanted, over.limit
+                            )));
+                        }
+                        if self.budget.is_some() && self.reservation.is_none() {
+                            return Poll::Pending;
+                        }
                     }
                     let Some(body) = self.body.as_mut() else {
                         return self.fail(Status::internal("stream body is gone"));

@@ -19,7 +19,7 @@ use super::ServerConfig;
 use crate::http2::deadline;
 use crate::http2::recv::{RecvBody, Side};
 use crate::http2::send::{fill_batch, Filled};
-use crate::sync::{Signal, TrackerGuard};
+use crate::sync::{Budget, Signal, TrackerGuard};
 use crate::wire::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
 use crate::wire::framing::EncodeBuf;
 use crate::wire::headers;
@@ -176,12 +176,14 @@ impl ServerCall {
             active,
         } = self;
         let _active = active;
-        let messages = Streaming::new(RecvBody::new(
+        let mut body = RecvBody::new(
             body,
             Side::Server,
             request_encoding,
             config.max_decoding_message_size,
-        ));
+        );
+        body.set_budget(config.budget.clone());
+        let messages = Streaming::new(body);
         let mut request = Request::from_parts(metadata, extensions, messages);
         request.set_timeout_opt(timeout);
 
@@ -192,6 +194,7 @@ impl ServerCall {
             send: None,
             encoding: response_encoding,
             max_message_size: config.max_encoding_message_size,
+            budget: config.budget.clone(),
         };
 
         enum Ended {
@@ -253,6 +256,9 @@ struct ResponseSink {
     send: Option<SendStream<Bytes>>,
     encoding: Option<CompressionEncoding>,
     max_message_size: usize,
+    /// The server's memory budget, which each message reserves its encoded
+    /// length from until h2 has taken it.
+    budget: Option<Arc<Budget>>,
 }
 
 impl ResponseSink {
@@ -367,11 +373,45 @@ where
             sink.finish(&Status::ok(""), Some(&trailers));
             return;
         };
-        // Nothing is encoded before the window lets some of it go out.
+        // Nothing is encoded before the window lets some of it go out, and
+        // the budget has room for it.
         if let Err(err) = poll_fn(|cx| sink.poll_window(cx)).await {
             tracing::debug!(%err, "response stream closed while waiting for the window");
             return;
         }
+        let _reservation = match (&sink.budget, &first) {
+            (Some(budget), Ok(message)) => {
+                let budget = budget.clone();
+                let wanted = message.encoded_len();
+                let mut wait = None;
+                let reserved = poll_fn(|cx| {
+                    if let Poll::Ready(reserved) = budget.poll_reserve(wanted, &mut wait, cx) {
+                        return Poll::Ready(Some(reserved));
+                    }
+                    if sink.poll_reset(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match reserved {
+                    None => {
+                        tracing::debug!("client reset the call while it waited for memory");
+                        return;
+                    }
+                    Some(Err(over)) => {
+                        let status = Status::resource_exhausted(format!(
+                            "response message of {} bytes is over the server's memory budget of {}",
+                            over.wanted, over.limit
+                        ));
+                        sink.finish(&status, Some(&trailers));
+                        return;
+                    }
+                    Some(Ok(reservation)) => Some(reservation),
+                }
+            }
+            _ => None,
+        };
         let (encoding, max_message_size) = (sink.encoding, sink.max_message_size);
         let filled = fill_batch(&mut buf, first, messages.as_mut(), |buf, item| {
             let message = item?;

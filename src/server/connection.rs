@@ -264,6 +264,18 @@ fn dispatch(
         }
     };
     let config = &shared.config;
+    if config
+        .budget
+        .as_ref()
+        .is_some_and(|budget| budget.is_spent())
+    {
+        respond_trailers_only(
+            &mut respond,
+            &Status::resource_exhausted("the server's memory budget is spent; try again later"),
+            None,
+        );
+        return;
+    }
     let response_encoding = config.send_compression.filter(|encoding| {
         encoding.is_accepted_by(parts.headers.get(headers::GRPC_ACCEPT_ENCODING))
     });

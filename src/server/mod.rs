@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 
 pub use self::call::{CallFuture, ServerCall};
-use crate::sync::{Signal, Tracker};
+use crate::sync::{Budget, Signal, Tracker};
 
 use crate::http2::keepalive::KeepAlive;
 pub use crate::http2::keepalive::{PingPolicy, MAX_PING_STRIKES};
@@ -132,6 +132,9 @@ pub(crate) struct ServerConfig {
     pub(crate) ping_policy: Option<PingPolicy>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) authorize: Option<Box<AuthorizeFn>>,
+    /// Shared by every connection of the server (see
+    /// [`ServerBuilder::memory_budget`]).
+    pub(crate) budget: Option<Arc<Budget>>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -147,6 +150,7 @@ impl fmt::Debug for ServerConfig {
             .field("ping_policy", &self.ping_policy)
             .field("idle_timeout", &self.idle_timeout)
             .field("authorize", &self.authorize.is_some())
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -163,6 +167,7 @@ struct Settings {
     ping_policy: Option<PingPolicy>,
     idle_timeout: Option<Duration>,
     authorize: Option<Box<AuthorizeFn>>,
+    memory_budget: Option<usize>,
 }
 
 /// Configures and builds a [`Server`].
@@ -199,6 +204,7 @@ impl Default for ServerBuilder {
                 ping_policy: Some(PingPolicy::default()),
                 idle_timeout: None,
                 authorize: None,
+                memory_budget: Some(DEFAULT_MEMORY_BUDGET),
             },
             services: Vec::new(),
         }
@@ -207,6 +213,10 @@ impl Default for ServerBuilder {
 
 /// Calls a server runs at once on one connection, by default.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
+
+/// The server-wide memory budget, by default (256 MiB; see
+/// [`ServerBuilder::memory_budget`]).
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
 
 impl ServerBuilder {
     /// The runtime that runs calls and timers (default: the one chosen by
@@ -287,6 +297,29 @@ impl ServerBuilder {
         self
     }
 
+    /// Bounds, in bytes, the memory the server's calls hold for messages,
+    /// across all its connections (default [`DEFAULT_MEMORY_BUDGET`];
+    /// `None` for no bound). Beside the per-message limits, which bound one
+    /// message, this bounds them all:
+    /// - a response message is reserved (its encoded length) before it is
+    ///   encoded, and given back once h2 has taken all of it, which the
+    ///   peer's flow-control window paces; while the budget is spent, the
+    ///   handler's next message waits, as it waits for the window;
+    /// - a request message is reserved (its declared length) before its
+    ///   payload is read past the first chunk, and given back when it is
+    ///   handed to the handler; while the budget is spent, the call stops
+    ///   reading, and HTTP/2 flow control holds the peer back;
+    /// - while it is spent, new calls fail at once with `RESOURCE_EXHAUSTED`.
+    ///
+    /// A message larger than the whole budget fails its call with
+    /// `RESOURCE_EXHAUSTED`. What is not counted: one HTTP/2 receive window
+    /// and up to 32 KiB of batched small messages per call, h2's and the
+    /// handlers' own state.
+    pub fn memory_budget(mut self, bytes: Option<usize>) -> Self {
+        self.config.memory_budget = bytes;
+        self
+    }
+
     /// Registers a service (a generated `XxxServer`, or your own [`Service`]).
     pub fn add_service(mut self, service: impl Service) -> Self {
         self.services.push(Arc::new(service));
@@ -309,6 +342,7 @@ impl ServerBuilder {
             ping_policy: settings.ping_policy,
             idle_timeout: settings.idle_timeout,
             authorize: settings.authorize,
+            budget: settings.memory_budget.map(Budget::new),
         };
         let routes = self
             .services
@@ -468,6 +502,16 @@ impl Server {
     /// Number of connections being served now.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.count()
+    }
+
+    /// Bytes of the [memory budget](ServerBuilder::memory_budget) the
+    /// server's calls hold now (0 without a budget).
+    pub fn memory_in_use(&self) -> usize {
+        self.shared
+            .config
+            .budget
+            .as_ref()
+            .map_or(0, |budget| budget.used())
     }
 
     /// Shuts down gracefully: stops accepting connections and calls (HTTP/2

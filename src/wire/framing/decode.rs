@@ -173,6 +173,12 @@ impl MessageDecoder {
         }
     }
 
+    /// The declared payload length of the message being assembled, once its
+    /// header is in and its payload is not: what the message will hold.
+    pub fn assembling(&self) -> Option<usize> {
+        self.partial.map(|partial| partial.len)
+    }
+
     /// Bytes pushed but not yet returned.
     pub fn buffered(&self) -> usize {
         self.buffered
