@@ -94,13 +94,16 @@ const TLS_UNSUPPORTED: &str =
     "--use_tls=true is not supported: p2p-grpc speaks plaintext HTTP/2 (h2c) only";
 
 const SERVER_USAGE: &str = "\
-usage: interop_server [--port=PORT] [--use_tls=false]
+usage: interop_server [--port=PORT] [--use_tls=false] [--transport=tcp|libp2p]
 
-Serves grpc.testing.TestService on 0.0.0.0:PORT (default 10000), plaintext.";
+Serves grpc.testing.TestService on 0.0.0.0:PORT (default 10000), plaintext.
+With --transport=libp2p: as a libp2p node (TCP, noise,
+yamux) on /ip4/0.0.0.0/tcp/PORT, through a GrpcStream (/grpc/0.1.0); it
+prints the address to dial, with /p2p/<peer id>.";
 
 /// `interop_server`'s main: returns the exit status.
 pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
-    let flags = match Flags::parse(args, &["port", "use_tls"]) {
+    let flags = match Flags::parse(args, &["port", "use_tls", "transport"]) {
         Ok(flags) if flags.help() => {
             println!("{SERVER_USAGE}");
             return EXIT_OK;
@@ -121,6 +124,14 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
     if tls {
         eprintln!("interop_server: {TLS_UNSUPPORTED}");
         return EXIT_USAGE;
+    }
+    match flags.get("transport").unwrap_or("tcp") {
+        "tcp" => {}
+        "libp2p" => return libp2p::serve(port),
+        other => {
+            eprintln!("interop_server: --transport: tcp or libp2p, not {other:?}");
+            return EXIT_USAGE;
+        }
     }
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
     crate::block_on(async move {
@@ -155,10 +166,14 @@ const CLIENT_USAGE: &str = "\
 usage: interop_client [--server_host=HOST] [--server_port=PORT]
                       [--server_host_override=HOST] [--test_case=CASE|all]
                       [--use_tls=false]
+       interop_client --transport=libp2p --server_addr=MULTIADDR/p2p/PEER
+                      [--test_case=CASE|all]
 
 Runs gRPC interop test cases (plaintext) against HOST:PORT (default
-localhost:10000). Exit status: 0 every case passed, 1 a case failed,
-2 bad command line, 3 no case failed but some ran only in part.
+localhost:10000), or, with --transport=libp2p, against
+the libp2p peer at MULTIADDR through a GrpcStream. Exit status: 0 every
+case passed, 1 a case failed, 2 bad command line, 3 no case failed but
+some ran only in part.
 
 Cases:";
 
@@ -171,6 +186,8 @@ pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
         "test_case",
         "use_tls",
         "use_test_ca",
+        "transport",
+        "server_addr",
     ];
     let usage = || format!("{CLIENT_USAGE} {}", ALL_CASES.join(", "));
     let flags = match Flags::parse(args, &known) {
@@ -208,6 +225,20 @@ pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
         eprintln!("interop_client: unknown test case {case:?}\n{}", usage());
         return EXIT_USAGE;
     };
+    match flags.get("transport").unwrap_or("tcp") {
+        "tcp" => {}
+        "libp2p" => {
+            let Some(addr) = flags.get("server_addr") else {
+                eprintln!("interop_client: --transport=libp2p needs --server_addr");
+                return EXIT_USAGE;
+            };
+            return libp2p::run_cases(addr, &cases);
+        }
+        other => {
+            eprintln!("interop_client: --transport: tcp or libp2p, not {other:?}");
+            return EXIT_USAGE;
+        }
+    }
     let addr = match (host.as_str(), port).to_socket_addrs() {
         Ok(mut addrs) => match addrs.next() {
             Some(addr) => addr,
@@ -245,41 +276,129 @@ pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
                 return EXIT_FAILED;
             }
         };
-        let client = InteropClient::new(channel, runtime.clone());
-        let (mut failed, mut partial) = (0, 0);
-        for case in &cases {
-            let result = client::with_limit(&runtime, CASE_TIME_LIMIT, client.run(case))
-                .await
-                .unwrap_or_else(|| {
-                    Err(CaseError::Failed(format!(
-                        "did not finish within {CASE_TIME_LIMIT:?}"
-                    )))
-                });
-            match result {
-                Ok(()) => println!("{case}: PASSED"),
-                Err(err @ CaseError::Failed(_)) => {
-                    failed += 1;
-                    println!("{case}: {err}");
-                }
-                Err(err @ CaseError::Unsupported(_)) => {
-                    partial += 1;
-                    println!("{case}: {err}");
-                }
+        run_all(
+            InteropClient::new(channel, runtime.clone()),
+            &runtime,
+            &cases,
+        )
+        .await
+    })
+}
+
+/// Runs `cases` with `client`, printing each outcome; returns the exit status.
+async fn run_all(
+    client: InteropClient,
+    runtime: &p2p_grpc::rt::SharedRuntime,
+    cases: &[&str],
+) -> i32 {
+    let (mut failed, mut partial) = (0, 0);
+    for case in cases {
+        let result = client::with_limit(runtime, CASE_TIME_LIMIT, client.run(case))
+            .await
+            .unwrap_or_else(|| {
+                Err(CaseError::Failed(format!(
+                    "did not finish within {CASE_TIME_LIMIT:?}"
+                )))
+            });
+        match result {
+            Ok(()) => println!("{case}: PASSED"),
+            Err(err @ CaseError::Failed(_)) => {
+                failed += 1;
+                println!("{case}: {err}");
+            }
+            Err(err @ CaseError::Unsupported(_)) => {
+                partial += 1;
+                println!("{case}: {err}");
             }
         }
-        let passed = cases.len() - failed - partial;
-        if cases.len() > 1 {
-            println!(
-                "{passed} passed, {failed} failed, {partial} not fully supported (of {})",
-                cases.len()
-            );
-        }
-        if failed > 0 {
-            EXIT_FAILED
-        } else if partial > 0 {
-            EXIT_UNSUPPORTED
-        } else {
-            EXIT_OK
-        }
-    })
+    }
+    let passed = cases.len() - failed - partial;
+    if cases.len() > 1 {
+        println!(
+            "{passed} passed, {failed} failed, {partial} not fully supported (of {})",
+            cases.len()
+        );
+    }
+    if failed > 0 {
+        EXIT_FAILED
+    } else if partial > 0 {
+        EXIT_UNSUPPORTED
+    } else {
+        EXIT_OK
+    }
+}
+
+mod libp2p {
+    //! `--transport=libp2p`: the interop pair over a libp2p node.
+
+    use p2p_grpc::libp2p::libp2p::multiaddr::Protocol;
+    use p2p_grpc::libp2p::libp2p::Multiaddr;
+    use p2p_grpc::libp2p::{GrpcStream, Node};
+
+    use super::{run_all, EXIT_FAILED, EXIT_USAGE};
+    use crate::client::InteropClient;
+
+    /// Serves the interop service on a libp2p node on `port` until killed.
+    pub(super) fn serve(port: u16) -> i32 {
+        crate::block_on(async move {
+            let result = async {
+                let server = crate::server::server_builder(None)?;
+                let node = Node::builder().tcp_transport().build()?;
+                let grpc = GrpcStream::builder().server(server).build(node.control())?;
+                let _serving = grpc.serve()?;
+                let addr: Multiaddr = format!("/ip4/0.0.0.0/tcp/{port}").parse()?;
+                let addr = node.listen_on(addr).await?;
+                // `listen_on` gives the address with `/p2p/<peer id>`.
+                println!("interop_server: listening on {addr}");
+                futures::future::pending::<()>().await;
+                Ok::<(), Box<dyn std::error::Error>>(())
+            }
+            .await;
+            match result {
+                Ok(()) => super::EXIT_OK,
+                Err(err) => {
+                    eprintln!("interop_server: {err}");
+                    EXIT_FAILED
+                }
+            }
+        })
+    }
+
+    /// Runs `cases` against the libp2p peer at `addr` (with `/p2p/`).
+    pub(super) fn run_cases(addr: &str, cases: &[&str]) -> i32 {
+        let addr: Multiaddr = match addr.parse() {
+            Ok(addr) => addr,
+            Err(err) => {
+                eprintln!("interop_client: bad --server_addr {addr:?}: {err}");
+                return EXIT_USAGE;
+            }
+        };
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            eprintln!("interop_client: --server_addr must end with /p2p/<peer id>");
+            return EXIT_USAGE;
+        };
+        crate::block_on(async move {
+            let Some(runtime) = p2p_grpc::rt::default_runtime() else {
+                eprintln!("interop_client: no p2p-grpc runtime feature enabled");
+                return EXIT_FAILED;
+            };
+            let node = match Node::builder().tcp_transport().build() {
+                Ok(node) => node,
+                Err(err) => {
+                    eprintln!("interop_client: {err}");
+                    return EXIT_FAILED;
+                }
+            };
+            node.add_address(peer, addr);
+            let grpc = match GrpcStream::new(node.control()) {
+                Ok(grpc) => grpc,
+                Err(err) => {
+                    eprintln!("interop_client: {err}");
+                    return EXIT_FAILED;
+                }
+            };
+            let client = InteropClient::new(grpc.client(peer), runtime.clone());
+            run_all(client, &runtime, cases).await
+        })
+    }
 }

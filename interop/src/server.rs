@@ -53,6 +53,14 @@ pub const ECHO_TRAILING_BIN: &str = "x-grpc-test-echo-trailing-bin";
 /// gzip for clients that accept it. `runtime` defaults to the one chosen by
 /// p2p-grpc's features.
 pub fn build_server(runtime: Option<SharedRuntime>) -> Result<Server, p2p_grpc::Error> {
+    server_builder(runtime)?.build()
+}
+
+/// The builder [`build_server`] builds: what a `GrpcStream` takes to serve
+/// the interop service over libp2p.
+pub fn server_builder(
+    runtime: Option<SharedRuntime>,
+) -> Result<p2p_grpc::server::ServerBuilder, p2p_grpc::Error> {
     let runtime = match runtime {
         Some(runtime) => runtime,
         None => p2p_grpc::rt::default_runtime().ok_or_else(|| {
@@ -61,11 +69,10 @@ pub fn build_server(runtime: Option<SharedRuntime>) -> Result<Server, p2p_grpc::
             ))
         })?,
     };
-    Server::builder()
+    Ok(Server::builder()
         .runtime(runtime.clone())
         .send_compressed(CompressionEncoding::Gzip)
-        .add_service(InteropService::new(runtime))
-        .build()
+        .add_service(InteropService::new(runtime)))
 }
 
 /// The `TestService` implementation (the generated trait).

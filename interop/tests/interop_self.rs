@@ -87,3 +87,40 @@ fn client_main_runs_every_case() {
         p2p_grpc_interop::cli::EXIT_USAGE
     );
 }
+
+/// `--transport=libp2p` on both binaries: `interop_server` serves as a
+/// libp2p node (TCP, noise, yamux, `GrpcStream`) and prints its address;
+/// `interop_client` dials it by peer id and every case passes.
+#[test]
+fn every_case_passes_over_libp2p() {
+    use std::io::BufRead;
+
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_interop_server"))
+        .args(["--transport=libp2p", "--port=0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("interop_server starts");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("interop_server: listening on ")
+        .unwrap_or_else(|| panic!("interop_server said {line:?}"))
+        .replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/");
+    assert!(addr.contains("/p2p/"), "{addr}");
+    let status = p2p_grpc_interop::cli::client_main(vec![
+        "--transport=libp2p".to_owned(),
+        format!("--server_addr={addr}"),
+        "--test_case=all".to_owned(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status, 0);
+    // A libp2p client needs the address.
+    assert_eq!(
+        p2p_grpc_interop::cli::client_main(vec!["--transport=libp2p".to_owned()]),
+        p2p_grpc_interop::cli::EXIT_USAGE
+    );
+}

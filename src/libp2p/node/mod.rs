@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{self, Either, Shared};
+use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 
 pub use self::builder::{
@@ -188,8 +189,19 @@ impl Node {
 
     /// Teaches the node an address of `peer`, so that opening a stream to
     /// `peer` dials it when there is no connection yet. The address is kept
-    /// even if a dial to it fails.
-    pub fn add_address(&self, peer: PeerId, addr: Multiaddr) {
+    /// even if a dial to it fails. It may end with `/p2p/<peer>` (as
+    /// [`listen_on`](Self::listen_on) gives it); one ending with another
+    /// peer's id is ignored, with a warning.
+    pub fn add_address(&self, peer: PeerId, mut addr: Multiaddr) {
+        // An address as `listen_on` and `listen_addrs` give it ends with the
+        // peer's id; the swarm adds that itself when it dials.
+        if let Some(Protocol::P2p(id)) = addr.iter().last() {
+            if id != peer {
+                tracing::warn!(%peer, %addr, "address of another peer not added");
+                return;
+            }
+            addr.pop();
+        }
         // If the node has shut down there is nothing to teach.
         let _ = self
             .inner
@@ -233,7 +245,6 @@ mod tests {
     use super::*;
     use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use futures::{FutureExt as _, StreamExt as _};
-    use libp2p::multiaddr::Protocol;
     use libp2p_stream::IncomingStreams;
 
     const PROTOCOL: StreamProtocol = StreamProtocol::new("/test/1");
@@ -326,7 +337,9 @@ mod tests {
     async fn dial_by_peer_id(a: Node, b: Node, listen: &str) {
         let addr = a.listen_on(listen.parse().unwrap()).await.unwrap();
         let mut incoming = a.control().accept(PROTOCOL).unwrap();
-        // B only learns the address; open_stream has to dial.
+        // B only learns the address (as `listen_on` gave it, with the
+        // peer id); open_stream has to dial.
+        assert!(matches!(addr.iter().last(), Some(Protocol::P2p(_))));
         b.add_address(a.peer_id(), addr);
         future::join(
             echo_one(&mut incoming, b.peer_id()),
