@@ -196,7 +196,7 @@ impl RecvBody {
             )));
         }
         let encoding =
-            CompressionEncoding::from_encoding_header(parts.headers.get(headers::GRPC_ENCODING))
+            CompressionEncoding::from_encoding_header(parts.headers.get(&headers::GRPC_ENCODING))
                 .map_err(|status| Status::internal(status.message().to_owned()))?;
         let mut body = RecvBody::new(body, Side::Client, encoding, max_message_size);
         body.connection = Some(flag);

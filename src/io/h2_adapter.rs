@@ -421,7 +421,11 @@ mod tests {
         }
         assert_eq!(io.read_size, MIN_READ);
         // And the buffer read into shrinks with it.
-        assert!(io.scratch.capacity() <= 4 * MIN_READ, "{}", io.scratch.capacity());
+        assert!(
+            io.scratch.capacity() <= 4 * MIN_READ,
+            "{}",
+            io.scratch.capacity()
+        );
     }
 
     /// A waker that counts its wakes.

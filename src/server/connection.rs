@@ -240,7 +240,7 @@ fn dispatch(
         );
         return;
     }
-    let timeout = match parts.headers.get(headers::GRPC_TIMEOUT) {
+    let timeout = match parts.headers.get(&headers::GRPC_TIMEOUT) {
         None => None,
         Some(value) => match parse_timeout(value.as_bytes()) {
             Ok(timeout) => Some(timeout),
@@ -254,15 +254,15 @@ fn dispatch(
             }
         },
     };
-    let request_encoding = match CompressionEncoding::from_encoding_header(
-        parts.headers.get(headers::GRPC_ENCODING),
-    ) {
-        Ok(encoding) => encoding,
-        Err(status) => {
-            respond_unsupported_encoding(&mut respond, &status);
-            return;
-        }
-    };
+    let request_encoding =
+        match CompressionEncoding::from_encoding_header(parts.headers.get(&headers::GRPC_ENCODING))
+        {
+            Ok(encoding) => encoding,
+            Err(status) => {
+                respond_unsupported_encoding(&mut respond, &status);
+                return;
+            }
+        };
     let config = &shared.config;
     if config
         .budget
@@ -277,7 +277,7 @@ fn dispatch(
         return;
     }
     let response_encoding = config.send_compression.filter(|encoding| {
-        encoding.is_accepted_by(parts.headers.get(headers::GRPC_ACCEPT_ENCODING))
+        encoding.is_accepted_by(parts.headers.get(&headers::GRPC_ACCEPT_ENCODING))
     });
 
     let path = parts.uri.path();

@@ -64,6 +64,13 @@ pub fn is_reserved(name: &str) -> bool {
     RESERVED_EXACT.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
+/// [`is_reserved`] for a header name, which is lowercase already (so no
+/// case folding), and never a pseudo-header.
+fn is_reserved_name(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with("grpc-") || RESERVED_EXACT.contains(&name)
+}
+
 /// Whether a (lowercase) key names binary metadata, i.e. ends in `-bin`.
 fn is_bin_key(key: &str) -> bool {
     key.len() >= BIN_SUFFIX.len()
@@ -243,7 +250,42 @@ impl MetadataMap {
     /// or trailers). ASCII entries whose values are not printable ASCII are
     /// dropped (logged at debug level); binary entries are kept as they are
     /// and decoded on access.
-    pub fn from_headers(headers: HeaderMap) -> Self {
+    pub fn from_headers(mut headers: HeaderMap) -> Self {
+        // A received map usually holds a few reserved entries (content-type,
+        // te, grpc-*) and nothing invalid: removing those in place costs
+        // less than building a new map. Anything else (an invalid value, or
+        // many reserved keys) takes the general path.
+        const FEW: usize = 8;
+        let mut reserved: [Option<HeaderName>; FEW] = Default::default();
+        let mut found = 0;
+        let mut in_place = true;
+        for (name, value) in headers.iter() {
+            if is_reserved_name(name) {
+                if reserved[..found].iter().flatten().any(|seen| seen == name) {
+                    continue;
+                }
+                if found == FEW {
+                    in_place = false;
+                    break;
+                }
+                reserved[found] = Some(name.clone());
+                found += 1;
+            } else if !is_bin_key(name.as_str()) && !is_valid_ascii_value(value.as_bytes()) {
+                in_place = false;
+                break;
+            }
+        }
+        if in_place {
+            for name in reserved.iter().flatten() {
+                headers.remove(name);
+            }
+            return MetadataMap { headers };
+        }
+        Self::rebuilt(headers)
+    }
+
+    /// [`from_headers`](Self::from_headers) by copying the entries to keep.
+    fn rebuilt(headers: HeaderMap) -> Self {
         let mut map = MetadataMap::with_capacity(headers.len());
         let mut current: Option<HeaderName> = None;
         for (name, value) in headers {
@@ -269,7 +311,7 @@ impl MetadataMap {
 
     fn push_received(&mut self, name: &HeaderName, value: HeaderValue) {
         let key = name.as_str();
-        if is_reserved(key) {
+        if is_reserved_name(name) {
             return;
         }
         if !is_bin_key(key) && !is_valid_ascii_value(value.as_bytes()) {
@@ -581,6 +623,44 @@ mod tests {
             h.append(*k, HeaderValue::from_bytes(v).unwrap());
         }
         MetadataMap::from_headers(h)
+    }
+
+    #[test]
+    fn reserved_entries_go_whichever_way_the_map_is_filtered() {
+        // Valid entries only: filtered in place.
+        let m = received(&[
+            ("content-type", b"application/grpc"),
+            ("te", b"trailers"),
+            ("grpc-timeout", b"1S"),
+            ("grpc-accept-encoding", b"gzip"),
+            ("grpc-accept-encoding", b"identity"),
+            ("user-agent", b"agent/1"),
+            ("x-ok", b"one"),
+            ("x-ok", b"two"),
+            ("x-data-bin", b"/w"),
+        ]);
+        let mut keys: Vec<_> = m.as_headers().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["user-agent", "x-data-bin", "x-ok"]);
+        assert_eq!(m.get_all("x-ok").collect::<Vec<_>>(), ["one", "two"]);
+        assert_eq!(m.len(), 4);
+        // More reserved keys than the in-place path takes: the same result.
+        let mut entries: Vec<(&'static str, &'static [u8])> = vec![
+            ("grpc-a", b"1"),
+            ("grpc-b", b"1"),
+            ("grpc-c", b"1"),
+            ("grpc-d", b"1"),
+            ("grpc-e", b"1"),
+            ("grpc-f", b"1"),
+            ("grpc-g", b"1"),
+            ("grpc-h", b"1"),
+            ("grpc-i", b"1"),
+            ("content-length", b"5"),
+        ];
+        entries.extend([("x-ok", &b"one"[..]), ("x-ok", &b"two"[..])]);
+        let m = received(&entries);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.get_all("x-ok").collect::<Vec<_>>(), ["one", "two"]);
     }
 
     #[test]

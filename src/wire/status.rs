@@ -315,21 +315,18 @@ impl Status {
     ///
     /// The three `grpc-*` headers replace any present; metadata is appended.
     pub fn add_header(&self, headers: &mut HeaderMap) {
-        headers.insert(
-            HeaderName::from_static(GRPC_STATUS),
-            self.inner.code.header_value(),
-        );
+        headers.insert(GRPC_STATUS, self.inner.code.header_value());
         if !self.inner.message.is_empty() {
             let encoded = encode_grpc_message(&self.inner.message);
             // Always valid: the encoded text is printable ASCII.
             if let Ok(value) = HeaderValue::from_str(&encoded) {
-                headers.insert(HeaderName::from_static(GRPC_MESSAGE), value);
+                headers.insert(GRPC_MESSAGE, value);
             }
         }
         if !self.inner.details.is_empty() {
             let encoded = BASE64.encode(&self.inner.details);
             if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(encoded)) {
-                headers.insert(HeaderName::from_static(GRPC_STATUS_DETAILS_BIN), value);
+                headers.insert(GRPC_STATUS_DETAILS_BIN, value);
             }
         }
         self.inner.metadata.append_to(headers);
@@ -349,13 +346,13 @@ impl Status {
     /// decoded (padded or not; an undecodable value gives empty details), and
     /// the non-reserved headers become the metadata.
     pub fn from_header_map(headers: &HeaderMap) -> Option<Status> {
-        let code = Code::from_bytes(headers.get(GRPC_STATUS)?.as_bytes());
+        let code = Code::from_bytes(headers.get(&GRPC_STATUS)?.as_bytes());
         let message = headers
-            .get(GRPC_MESSAGE)
+            .get(&GRPC_MESSAGE)
             .map(|v| decode_grpc_message(v.as_bytes()).into_owned())
             .unwrap_or_default();
         let details = headers
-            .get(GRPC_STATUS_DETAILS_BIN)
+            .get(&GRPC_STATUS_DETAILS_BIN)
             .and_then(|v| BASE64.decode(v.as_bytes().trim_ascii()).ok())
             .map(Bytes::from)
             .unwrap_or_default();
