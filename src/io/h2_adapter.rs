@@ -222,21 +222,14 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for H2Adapter<T> {
             }
             return Poll::Ready(Ok(n));
         }
-        let mut room = CAPACITY - this.buf.len();
-        let mut copied = 0;
+        // Small, and (drained above if need be) it fits.
         for slice in bufs {
-            if room == 0 {
-                break;
-            }
-            let n = slice.len().min(room);
-            this.buf.extend_from_slice(&slice[..n]);
-            room -= n;
-            copied += n;
+            this.buf.extend_from_slice(slice);
         }
         if let Some(tap) = this.tap.as_mut() {
-            tap_wrote(tap.as_mut(), bufs, copied);
+            tap_wrote(tap.as_mut(), bufs, total);
         }
-        Poll::Ready(Ok(copied))
+        Poll::Ready(Ok(total))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -426,6 +419,18 @@ mod tests {
             "{}",
             io.scratch.capacity()
         );
+        // From 8 KiB: a read of exactly a quarter keeps the size, one of
+        // less halves it (to 4 KiB, not straight down), one of half keeps it.
+        io.read_size = 8 * MIN_READ;
+        io.inner.chunk = 2 * MIN_READ;
+        read(&mut io);
+        assert_eq!(io.read_size, 8 * MIN_READ);
+        io.inner.chunk = 2 * MIN_READ - 1;
+        read(&mut io);
+        assert_eq!(io.read_size, 4 * MIN_READ);
+        io.inner.chunk = 2 * MIN_READ;
+        read(&mut io);
+        assert_eq!(io.read_size, 4 * MIN_READ);
     }
 
     /// A waker that counts its wakes.
@@ -471,6 +476,79 @@ mod tests {
             );
             assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), turn);
         }
+    }
+
+    /// Records what it is told was written.
+    struct Seen(Arc<Mutex<Vec<u8>>>);
+
+    impl Tap for Seen {
+        fn read(&mut self, _bytes: &[u8]) {}
+
+        fn wrote(&mut self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+
+        fn insert(&mut self, _out: &mut Vec<u8>) {}
+    }
+
+    #[test]
+    fn the_tap_sees_exactly_what_the_stream_took() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut io = H2Adapter::with_tap(
+            Recorder {
+                writes: writes.clone(),
+                limit: 5,
+            },
+            Some(Box::new(Seen(seen.clone()))),
+        );
+        // A large vectored write the stream takes only part of.
+        let header = [1u8; 9];
+        let payload = vec![2u8; 16 * 1024];
+        let n = run(|cx| {
+            Pin::new(&mut io)
+                .poll_write_vectored(cx, &[IoSlice::new(&header), IoSlice::new(&payload)])
+        })
+        .unwrap();
+        // (The stream writes the first slice only, and 5 bytes of it.)
+        assert_eq!(n, 5);
+        let mut expected = header[..5].to_vec();
+        assert_eq!(*seen.lock().unwrap(), expected);
+        // A small one is taken whole.
+        run(|cx| {
+            Pin::new(&mut io).poll_write_vectored(cx, &[IoSlice::new(b"ab"), IoSlice::new(b"c")])
+        })
+        .unwrap();
+        expected.extend_from_slice(b"abc");
+        assert_eq!(*seen.lock().unwrap(), expected);
+        assert!(io.is_write_vectored(), "h2 must see a vectored writer");
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_out_before_the_next_byte() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let mut io = H2Adapter::new(Recorder {
+            writes: writes.clone(),
+            limit: usize::MAX,
+        });
+        let chunk = vec![4u8; 4096];
+        for _ in 0..CAPACITY / 4096 {
+            assert_eq!(
+                run(|cx| Pin::new(&mut io).poll_write(cx, &chunk)).unwrap(),
+                4096
+            );
+        }
+        assert!(
+            writes.lock().unwrap().is_empty(),
+            "exactly full: still buffered"
+        );
+        assert_eq!(run(|cx| Pin::new(&mut io).poll_write(cx, b"x")).unwrap(), 1);
+        let sizes: Vec<usize> = writes.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [CAPACITY]);
+        // Shutting down writes out the rest first.
+        run(|cx| Pin::new(&mut io).poll_shutdown(cx)).unwrap();
+        let sizes: Vec<usize> = writes.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [CAPACITY, 1]);
     }
 
     #[test]

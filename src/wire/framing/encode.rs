@@ -282,6 +282,14 @@ mod tests {
         assert_eq!(third.as_ptr(), first_ptr);
         assert_eq!(third, second, "the batch still queued is untouched");
         assert_eq!(squatter[0], 1);
+        // The batch due for reuse (the second) is still queued, the other
+        // (the third) is free: the free one is used.
+        drop(third);
+        buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        assert!(!buf.is_empty());
+        let fourth = buf.take();
+        assert_eq!(fourth.as_ptr(), first_ptr);
+        assert_eq!(fourth, second);
         // Several small messages make one batch.
         for _ in 0..3 {
             buf.encode(&Hello { name: "hi".into() }, None, 100).unwrap();
@@ -305,12 +313,14 @@ mod tests {
         // Only the batch refers to the memory now: it goes when the batch does.
         assert!(batch.is_unique());
         assert_eq!(buf.current.capacity() + buf.spare.capacity(), 0);
-        // A batch at the limit is kept.
-        let big = Hello {
-            name: "x".repeat(KEEP_AT_MOST - 16),
-        };
-        buf.encode(&big, None, usize::MAX).unwrap();
-        let batch = buf.take();
-        assert!(!batch.is_unique());
+        // A batch at the limit is kept, and so is one of a 1 MiB message.
+        for len in [KEEP_AT_MOST - 16, 1024 * 1024 + 100] {
+            let big = Hello {
+                name: "x".repeat(len),
+            };
+            buf.encode(&big, None, usize::MAX).unwrap();
+            let batch = buf.take();
+            assert!(!batch.is_unique(), "{len}");
+        }
     }
 }
