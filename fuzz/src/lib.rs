@@ -11,16 +11,18 @@ pub mod input;
 pub mod message_decoder;
 pub mod seeds;
 pub mod server_connection;
+pub mod yamux_split;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name.
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("message_decoder", message_decoder::run),
     ("header_parsing", header_parsing::run),
     ("server_connection", server_connection::run),
     ("client_responses", client_responses::run),
+    ("yamux_split", yamux_split::run),
 ];
 
 /// The echo service and the virtual-clock executor, shared with the

@@ -41,6 +41,7 @@ pub fn all() -> Vec<Seed> {
     seeds.extend(header_parsing());
     seeds.extend(server_connection());
     seeds.extend(client_responses());
+    seeds.extend(yamux_split());
     seeds
 }
 
@@ -547,6 +548,61 @@ fn server_connection() -> Vec<Seed> {
         ));
     }
     seeds
+}
+
+fn yamux_split() -> Vec<Seed> {
+    use crate::yamux_split::{encode, Frame};
+    let t = "yamux_split";
+    let data = |flags, stream, len_code| Frame::Yamux {
+        kind: 0,
+        flags,
+        stream,
+        len_code,
+    };
+    let other = |kind, flags, len_code| Frame::Yamux {
+        kind,
+        flags,
+        stream: 1,
+        len_code,
+    };
+    // 16,384 * 64 bytes = 1 MiB: the longest frame that passes whole.
+    vec![
+        (
+            t,
+            "small_frames".into(),
+            encode(
+                &[],
+                &[
+                    data(0x1, 1, 4),
+                    other(1, 0x2, 500),
+                    other(2, 0x1, 7),
+                    data(0x4, 1, 0),
+                ],
+            ),
+        ),
+        (
+            t,
+            "exactly_one_mib".into(),
+            encode(&[200], &[data(0x1, 3, 16_384), other(3, 0, 0)]),
+        ),
+        (
+            t,
+            "two_and_a_half_mib_with_fin".into(),
+            encode(&[5, 255, 1], &[data(0x2 | 0x4, 5, 40_000), data(0, 7, 3)]),
+        ),
+        (
+            t,
+            "long_then_garbage".into(),
+            encode(
+                &[0, 9],
+                &[
+                    data(0x1 | 0x8, 9, 16_385),
+                    Frame::Raw(vec![0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]),
+                    data(0, 9, 20_000),
+                ],
+            ),
+        ),
+    ]
 }
 
 fn client_responses() -> Vec<Seed> {
