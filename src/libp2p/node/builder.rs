@@ -14,23 +14,14 @@ use libp2p::core::transport::{Boxed, MemoryTransport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::peer_store::memory_store::MemoryStore;
-use libp2p::swarm::NetworkBehaviour;
 use libp2p::{noise, PeerId, Swarm};
 
+use super::behaviour::Behaviour;
 use super::driver::Driver;
 use super::{Inner, Node, NodeError, DEFAULT_IDLE_TIMEOUT, UPGRADE_TIMEOUT};
 use crate::libp2p::tcp::TcpTransport;
 use crate::libp2p::yamux::Yamux;
 use crate::rt::SharedRuntime;
-
-/// The network behaviour of a [`Node`].
-#[derive(NetworkBehaviour)]
-#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
-pub(super) struct Behaviour {
-    pub(super) limits: libp2p::connection_limits::Behaviour,
-    pub(super) stream: libp2p_stream::Behaviour,
-    pub(super) peer_store: libp2p::peer_store::Behaviour<MemoryStore>,
-}
 
 /// Connections being set up (noise and yamux handshakes) from outside at
 /// once, by default: a stalled handshake holds one until the handshake

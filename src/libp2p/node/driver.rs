@@ -14,7 +14,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
 
-use super::builder::{Behaviour, BehaviourEvent};
+use super::behaviour::{Behaviour, BehaviourEvent};
 use super::error::{Cause, ListenerClosed};
 use super::{Command, NodeError, Request, SHUTDOWN_GRACE};
 use crate::rt::SharedRuntime;

@@ -5,6 +5,7 @@
 //! - `driver.rs`: the task that drives the swarm;
 //! - `error.rs`: [`NodeError`].
 
+mod behaviour;
 mod builder;
 mod driver;
 mod error;
