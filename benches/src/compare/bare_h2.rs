@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use p2p_grpc::rt::SharedRuntime;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::stacks::{Client, PingPong, Result, ServerHandle};
+use crate::contender::{Client, PingPong, Result, ServerHandle};
 
 const WINDOW: u32 = 1024 * 1024;
 const CONN_WINDOW: u32 = 2 * 1024 * 1024;

@@ -14,6 +14,7 @@
 //! memory workload in a fresh process).
 
 mod bare_h2;
+mod contender;
 mod exec;
 mod h2load;
 mod libp2p_bench;

@@ -15,28 +15,7 @@ use p2p_grpc_bench::{pb, tonic_pb, Gate, P2pBench, TonicBench};
 
 use crate::bare_h2;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type Result<T, E = BoxError> = std::result::Result<T, E>;
-
-/// What a workload does with a connection.
-pub trait Client: Send + Sync + 'static {
-    /// One unary call echoing `payload`.
-    fn unary(&self, payload: Bytes) -> BoxFuture<'_, Result<()>>;
-    /// A server-streaming call of `size`-byte messages without end: yields
-    /// each message's payload length. Dropping the stream cancels the call.
-    fn stream(&self, size: u32) -> BoxFuture<'_, Result<BoxStream<'static, Result<usize>>>>;
-    /// Opens a bidi ping-pong call.
-    fn ping_pong(&self) -> BoxFuture<'_, Result<Box<dyn PingPong>>>;
-    /// One `Hold` call: answered once the server's gate opens.
-    fn hold(&self, _payload: Bytes) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async { Err("Hold is not implemented by this client".into()) })
-    }
-}
-
-/// An open bidi call: one message out, the echo back.
-pub trait PingPong: Send {
-    fn round_trip(&mut self, payload: Bytes) -> BoxFuture<'_, Result<()>>;
-}
+pub use crate::contender::{BoxError, Client, PingPong, Result, ServerHandle};
 
 /// Which implementation serves and calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,25 +38,6 @@ impl Stack {
         [Stack::P2p, Stack::Tonic, Stack::BareH2]
             .into_iter()
             .find(|stack| stack.id() == id)
-    }
-}
-
-/// A running server; `stop` shuts it down.
-pub struct ServerHandle {
-    pub addr: SocketAddr,
-    stop: Option<BoxFuture<'static, ()>>,
-}
-
-impl ServerHandle {
-    /// A server that is left running until the process ends.
-    pub fn new(addr: SocketAddr) -> ServerHandle {
-        ServerHandle { addr, stop: None }
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.await;
-        }
     }
 }
 
@@ -104,12 +64,12 @@ pub async fn serve(
                     eprintln!("p2p-grpc server failed: {err}");
                 }
             }));
-            Ok(ServerHandle {
+            Ok(ServerHandle::stoppable(
                 addr,
-                stop: Some(Box::pin(async move {
+                Box::pin(async move {
                     server.shutdown(Duration::from_millis(200)).await;
-                })),
-            })
+                }),
+            ))
         }
         Stack::Tonic => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -132,13 +92,13 @@ pub async fn serve(
                 }
                 let _ = done_tx.send(());
             }));
-            Ok(ServerHandle {
+            Ok(ServerHandle::stoppable(
                 addr,
-                stop: Some(Box::pin(async move {
+                Box::pin(async move {
                     let _ = stop_tx.send(());
                     let _ = done_rx.await;
-                })),
-            })
+                }),
+            ))
         }
         Stack::BareH2 => bare_h2::serve(rt).await,
     }
