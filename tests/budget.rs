@@ -136,6 +136,20 @@ async fn setup(sim: &Sim, window: u32) -> Setup {
     }
 }
 
+impl Setup {
+    /// Drops the raw client's connection, then checks that the whole budget
+    /// came back and that the other client is served again.
+    async fn hang_up_and_check(self) {
+        let _ = self.hang_up.send(());
+        self.raw_ended.await.unwrap();
+        assert_eq!(self.server.memory_in_use(), 0);
+        self.other
+            .unary::<_, Msg>(Request::new(Msg::text("served")), UNARY)
+            .await
+            .unwrap();
+    }
+}
+
 /// Returns once every task is idle (the virtual clock moves only then).
 async fn settle(sim: &Sim) {
     sim.runtime().sleep(Duration::from_millis(1)).await;
@@ -179,14 +193,7 @@ fn responses_to_readers_that_stall_hold_no_more_than_the_budget() {
         assert_refused(&setup.other).await;
         // The readers go: everything comes back, and calls are served again.
         drop(responses);
-        let _ = setup.hang_up.send(());
-        setup.raw_ended.await.unwrap();
-        assert_eq!(setup.server.memory_in_use(), 0);
-        setup
-            .other
-            .unary::<_, Msg>(Request::new(Msg::text("served")), UNARY)
-            .await
-            .unwrap();
+        setup.hang_up_and_check().await;
     })
     .unwrap();
 }
@@ -239,14 +246,7 @@ fn requests_that_stall_mid_message_hold_no_more_than_the_budget() {
         // The client goes: everything comes back.
         drop(calls);
         drop(response);
-        let _ = setup.hang_up.send(());
-        setup.raw_ended.await.unwrap();
-        assert_eq!(setup.server.memory_in_use(), 0);
-        setup
-            .other
-            .unary::<_, Msg>(Request::new(Msg::text("served")), UNARY)
-            .await
-            .unwrap();
+        setup.hang_up_and_check().await;
     })
     .unwrap();
 }

@@ -176,11 +176,13 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
         }
         buf.put_slice(read);
         if n == size {
-            this.read_size = this.read_size.saturating_mul(2);
+            // Never past what a turn may read: it could grow without end
+            // while the budget caps each read.
+            this.read_size = (this.read_size * 2).min(READ_BUDGET);
         } else if n < size / 4 {
             this.read_size = (this.read_size / 2).max(MIN_READ);
             // A connection gone quiet keeps a small buffer only.
-            if this.scratch.len() > 4 * this.read_size {
+            if this.scratch.len() > this.read_size.saturating_mul(4) {
                 this.scratch.truncate(this.read_size);
                 this.scratch.shrink_to_fit();
             }
@@ -476,6 +478,17 @@ mod tests {
             );
             assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), turn);
         }
+        // Full reads turn after turn: the offer stops growing at a turn's
+        // worth, and small reads bring it down again.
+        for _ in 0..100 {
+            let mut buf = ReadBuf::new(&mut storage);
+            let _ = Pin::new(&mut io).poll_read(&mut cx, &mut buf);
+        }
+        assert_eq!(io.read_size, READ_BUDGET);
+        io.inner.chunk = 1;
+        let mut buf = ReadBuf::new(&mut storage);
+        while Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending() {}
+        assert_eq!(io.read_size, READ_BUDGET / 2);
     }
 
     /// Records what it is told was written.
