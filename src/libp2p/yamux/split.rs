@@ -382,6 +382,70 @@ mod tests {
     }
 
     #[test]
+    fn a_go_away_is_a_frame_like_the_others() {
+        // Type 3 is the last type there is, not an unknown one: what follows
+        // it is still read as frames.
+        let long = body(MAX_PIECE as usize + 1);
+        let mut input = header(3, 0, 0, 0).to_vec();
+        input.extend_from_slice(&data(0, 1, &long));
+        let mut expected = header(3, 0, 0, 0).to_vec();
+        expected.extend_from_slice(&data(0, 1, &long[..MAX_PIECE as usize]));
+        expected.extend_from_slice(&data(0, 1, &long[MAX_PIECE as usize..]));
+        assert_eq!(split(input, 4096), expected);
+    }
+
+    /// Keeps what is written, flushed and closed.
+    #[derive(Default)]
+    struct Sink {
+        written: Vec<u8>,
+        flushed: bool,
+        closed: bool,
+    }
+
+    impl AsyncWrite for Sink {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.flushed = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.closed = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn writes_pass_through_unchanged() {
+        use futures::io::AsyncWriteExt;
+        futures::executor::block_on(async {
+            let mut writer = SplitLargeFrames::new(Sink::default());
+            writer.write_all(b"one").await.unwrap();
+            let n = writer
+                .write_vectored(&[io::IoSlice::new(b"two"), io::IoSlice::new(b"three")])
+                .await
+                .unwrap();
+            assert_eq!(
+                n, 3,
+                "the sink takes the first slice, as futures-io's default does"
+            );
+            writer.flush().await.unwrap();
+            assert!(writer.inner.flushed);
+            writer.close().await.unwrap();
+            assert!(writer.inner.closed);
+            assert_eq!(writer.inner.written, b"onetwo");
+        });
+    }
+
+    #[test]
     fn a_bad_header_turns_the_rest_of_the_stream_opaque() {
         // An unknown frame type: everything after it, even what looks like a
         // long DATA frame, is handed on unchanged for rust-yamux to refuse.
