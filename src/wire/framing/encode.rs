@@ -313,7 +313,15 @@ mod tests {
         // Only the batch refers to the memory now: it goes when the batch does.
         assert!(batch.is_unique());
         assert_eq!(buf.current.capacity() + buf.spare.capacity(), 0);
-        // A batch at the limit is kept, and so is one of a 1 MiB message.
+        // A batch of exactly the limit is kept (a name of `KEEP_AT_MOST - 9`
+        // bytes encodes to `KEEP_AT_MOST - 5`, and the prefix is 5), and so
+        // is one of a 1 MiB message.
+        let exactly = Hello {
+            name: "x".repeat(KEEP_AT_MOST - 9),
+        };
+        buf.encode(&exactly, None, usize::MAX).unwrap();
+        assert_eq!(buf.len(), KEEP_AT_MOST);
+        assert!(!buf.take().is_unique());
         for len in [KEEP_AT_MOST - 16, 1024 * 1024 + 100] {
             let big = Hello {
                 name: "x".repeat(len),
