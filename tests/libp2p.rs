@@ -260,14 +260,29 @@ fn a_peer_going_away_fails_the_call_and_the_channel_recovers_when_it_is_back() {
                 .unwrap_err();
             assert_eq!(status.code(), Code::Unavailable, "{net:?}: {status:?}");
 
+            // The client's node has seen the old connection end (else its
+            // next stream could be opened on a connection being torn down).
+            let mut gone = false;
+            for _ in 0..2_000 {
+                if !client.node.connected_peers().await.contains(&server_peer) {
+                    gone = true;
+                    break;
+                }
+                runtime().sleep(Duration::from_millis(5)).await;
+            }
+            assert!(
+                gone,
+                "{net:?}: the client still has a connection to the server"
+            );
+
             // It comes back with the same identity and address.
             let mut listen = server.addr.clone();
             listen.pop();
             let back = serve_on(net.node(Some(keypair)), listen, |b| b).await;
             assert_eq!(back.peer(), server_peer);
-            // The first attempt may still race libp2p noticing that the old
-            // connection is gone (it then fails with UNAVAILABLE, as a call
-            // to an absent peer does); a second one must go through.
+            // The first attempt may still race the new listener (it then
+            // fails with UNAVAILABLE, as a call to an absent peer does); a
+            // second one must go through.
             let mut attempts = 0;
             let reply = loop {
                 attempts += 1;
