@@ -592,6 +592,13 @@ fn yamux_split() -> Vec<Seed> {
         ),
         (
             t,
+            // Found by the fuzzer: a flag the spec does not define, on a
+            // frame that is split (it stays on every piece).
+            "unknown_flag_on_a_long_frame".into(),
+            encode(&[0, 9], &[data(0x40, 1, 0xff0c), data(0, 0, 0)]),
+        ),
+        (
+            t,
             "long_then_garbage".into(),
             encode(
                 &[0, 9],

@@ -8,7 +8,8 @@
 //! over 1 MiB (`FrameDecodeError::FrameTooLarge`). The read side of the
 //! connection therefore rewrites such a frame into pieces of at most
 //! [`MAX_PIECE`] bytes, each with its own 12-byte header for the same stream:
-//! the first keeps `SYN` and `ACK`, the last keeps `FIN` and `RST`. The
+//! the first keeps `SYN` and `ACK`, the last keeps `FIN` and `RST`, and
+//! every piece keeps flags the spec does not define. The
 //! stream sees the same bytes in the same order; rust-yamux still checks
 //! each piece against the stream's window, so a peer that overruns its window
 //! is still refused. Bodies are passed through without being copied or
@@ -68,16 +69,17 @@ impl Pieces {
         let len = self.left.min(MAX_PIECE);
         self.left -= len;
         let flags = u16::from_be_bytes([self.header[2], self.header[3]]);
-        let mut keep = 0;
-        if self.first {
-            keep |= OPENING_FLAGS;
+        // Flags the spec does not define are kept on every piece.
+        let mut dropped = 0;
+        if !self.first {
+            dropped |= OPENING_FLAGS;
         }
-        if self.left == 0 {
-            keep |= CLOSING_FLAGS;
+        if self.left != 0 {
+            dropped |= CLOSING_FLAGS;
         }
         self.first = false;
         let mut header = self.header;
-        header[2..4].copy_from_slice(&(flags & keep).to_be_bytes());
+        header[2..4].copy_from_slice(&(flags & !dropped).to_be_bytes());
         header[8..12].copy_from_slice(&len.to_be_bytes());
         Some((header, len))
     }
@@ -361,6 +363,11 @@ mod tests {
         let mut expected = data(SYN, 7, &long[..MAX_PIECE as usize]);
         expected.extend_from_slice(&data(RST, 7, &long[MAX_PIECE as usize..]));
         assert_eq!(split(data(SYN | RST, 7, &long), 65536), expected);
+        // A flag the spec does not define stays on every piece (found by
+        // the fuzz target).
+        let mut expected = data(SYN | 0x40, 7, &long[..MAX_PIECE as usize]);
+        expected.extend_from_slice(&data(RST | 0x40, 7, &long[MAX_PIECE as usize..]));
+        assert_eq!(split(data(SYN | RST | 0x40, 7, &long), 65536), expected);
     }
 
     #[test]
