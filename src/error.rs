@@ -14,6 +14,8 @@ pub struct Error {
 enum ErrorKind {
     Io(io::Error),
     Http2(h2::Error),
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsError),
     Timeout(&'static str),
     Shutdown,
     NoRuntime,
@@ -35,6 +37,32 @@ impl Error {
     pub(crate) fn no_runtime() -> Self {
         Error {
             kind: ErrorKind::NoRuntime,
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(err: crate::tls::TlsError) -> Self {
+        Error {
+            kind: ErrorKind::Tls(err),
+        }
+    }
+
+    /// The TLS error, when loading TLS material or the TLS handshake failed
+    /// (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn as_tls(&self) -> Option<&crate::tls::TlsError> {
+        match &self.kind {
+            ErrorKind::Tls(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// This error as an `io::Error`: the IO error itself, or any other
+    /// kind wrapped (for a [`Connector`](crate::client::Connector)).
+    pub(crate) fn into_io_error(self) -> io::Error {
+        match self.kind {
+            ErrorKind::Io(err) => err,
+            _ => io::Error::other(self),
         }
     }
 
@@ -85,6 +113,8 @@ impl fmt::Display for Error {
         match &self.kind {
             ErrorKind::Io(err) => write!(f, "transport error: {err}"),
             ErrorKind::Http2(err) => write!(f, "HTTP/2 error: {err}"),
+            #[cfg(feature = "tls")]
+            ErrorKind::Tls(err) => write!(f, "TLS error: {err}"),
             ErrorKind::Timeout(what) => write!(f, "timed out: {what}"),
             ErrorKind::Shutdown => f.write_str("the server shut down"),
             ErrorKind::NoRuntime => f.write_str(
@@ -100,6 +130,8 @@ impl std::error::Error for Error {
         match &self.kind {
             ErrorKind::Io(err) => Some(err),
             ErrorKind::Http2(err) => Some(err),
+            #[cfg(feature = "tls")]
+            ErrorKind::Tls(err) => Some(err),
             _ => None,
         }
     }

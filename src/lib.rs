@@ -80,15 +80,20 @@ mod http2;
 pub mod client;
 pub mod server;
 
+mod connect_info;
 mod error;
 mod request;
 mod response;
 mod streaming;
 
+#[cfg(feature = "tls")]
+pub mod tls;
+
 #[cfg(feature = "libp2p")]
 pub mod libp2p;
 
 pub use client::Channel;
+pub use connect_info::TcpConnectInfo;
 pub use error::Error;
 pub use request::{IntoRequest, IntoStreamingRequest, Request};
 pub use response::Response;

@@ -72,6 +72,24 @@ impl<T> Request<T> {
         &mut self.metadata
     }
 
+    /// Server side, over TCP: the client's address (from the
+    /// [`TcpConnectInfo`](crate::TcpConnectInfo) that
+    /// [`Server::serve`](crate::Server::serve) and `serve_listener` attach).
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.extensions
+            .get::<crate::TcpConnectInfo>()
+            .map(|info| info.remote_addr)
+    }
+
+    /// Server side, over TLS: the certificate chain the client presented
+    /// (leaf first), when it presented one (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn peer_certificates(&self) -> Option<&[crate::tls::Certificate]> {
+        self.extensions
+            .get::<crate::tls::PeerCertificates>()
+            .map(|certificates| certificates.chain())
+    }
+
     /// Typed values attached by the application or the transport.
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions

@@ -58,6 +58,8 @@ pub struct ChannelBuilder {
     settings: Http2Settings,
     keepalive: Option<KeepAlive>,
     keepalive_floor: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -79,6 +81,8 @@ impl Default for ChannelBuilder {
             settings: Http2Settings::default(),
             keepalive: None,
             keepalive_floor: MIN_KEEPALIVE_INTERVAL,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -147,6 +151,20 @@ impl ChannelBuilder {
         self
     }
 
+    /// Runs TLS (feature `tls`) on every TCP connection the channel opens
+    /// ([`connect_tcp`](Self::connect_tcp)), ALPN `h2` required, within the
+    /// [handshake timeout](Self::handshake_timeout). The server's
+    /// certificate is checked against the config's
+    /// [`server_name`](crate::tls::ClientTlsConfig::server_name), else the
+    /// host of the [authority](Self::authority), else the IP address
+    /// dialed. [`connect`](Self::connect) takes its stream as it is, so a
+    /// TLS stream of your own works there.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::tls::ClientTlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Lowers the keepalive interval floor below the 10 s gRPC requires:
     /// for tests only, which would otherwise wait that long.
     #[doc(hidden)]
@@ -199,6 +217,7 @@ impl ChannelBuilder {
     }
 
     /// Connects over TCP to `addr` now, and reconnects there after a failure.
+    /// With [TLS](Self::tls), each connection starts with the TLS handshake.
     pub async fn connect_tcp(mut self, addr: SocketAddr) -> Result<Channel, Error> {
         if self.authority == Authority::from_static("localhost") {
             if let Ok(authority) = Authority::try_from(addr.to_string()) {
@@ -206,14 +225,73 @@ impl ChannelBuilder {
             }
         }
         let runtime = crate::rt::or_default(self.runtime.clone())?;
-        let connect = runtime.clone();
-        let channel = self.connect_lazy(move || connect.tcp_connect(addr))?;
+        let dial = self.tcp_dialer(runtime.clone(), addr)?;
+        let first = dial.clone();
+        let channel = self.connect_lazy(move || dial.dial())?;
         // The first connection is made here, so that its error (the
-        // socket's, or the handshake's) is returned as it is.
-        let io = runtime.tcp_connect(addr).await?;
+        // socket's, TLS's, or the handshake's) is returned as it is.
+        let io = first.dial_typed().await?;
         let connection = channel.inner.handshake(io).await?;
         *channel.inner.lock_current() = Some(connection);
         Ok(channel)
+    }
+
+    /// How this builder's channels open a connection to `addr`.
+    fn tcp_dialer(&self, runtime: SharedRuntime, addr: SocketAddr) -> Result<TcpDialer, Error> {
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(config) => Some(crate::tls::Connector::new(config).map_err(Error::tls)?),
+            None => None,
+        };
+        Ok(TcpDialer {
+            runtime,
+            addr,
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            host: self.authority.host().to_owned(),
+            #[cfg(feature = "tls")]
+            handshake_timeout: self.settings.handshake_timeout,
+        })
+    }
+}
+
+/// Opens one connection: TCP, then TLS when configured.
+#[derive(Clone)]
+struct TcpDialer {
+    runtime: SharedRuntime,
+    addr: SocketAddr,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::Connector>,
+    #[cfg(feature = "tls")]
+    host: String,
+    #[cfg(feature = "tls")]
+    handshake_timeout: Duration,
+}
+
+impl TcpDialer {
+    /// A fresh connection, with its error typed ([`Error::as_tls`] for a
+    /// failed TLS handshake).
+    async fn dial_typed(&self) -> Result<BoxIo, Error> {
+        let io = self.runtime.tcp_connect(self.addr).await?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return handshake::limited(
+                async { tls.connect(&self.host, io).await.map_err(Error::tls) },
+                &self.runtime,
+                self.handshake_timeout,
+                None,
+                "TLS handshake",
+            )
+            .await;
+        }
+        Ok(io)
+    }
+
+    /// [`dial_typed`](Self::dial_typed), for a [`Connector`].
+    fn dial(&self) -> BoxFuture<'static, io::Result<BoxIo>> {
+        let dialer = self.clone();
+        Box::pin(async move { dialer.dial_typed().await.map_err(Error::into_io_error) })
     }
 }
 
@@ -270,8 +348,14 @@ impl Inner {
             .enable_push(false);
         let tap = self.keepalive.as_ref().map(ClientKeepAlive::tap);
         let handshake = builder.handshake::<_, Bytes>(crate::io::for_h2(io, tap));
-        let (send, mut connection) =
-            handshake::limited(handshake, &self.runtime, settings.handshake_timeout, None).await?;
+        let (send, mut connection) = handshake::limited(
+            async { handshake.await.map_err(Error::http2) },
+            &self.runtime,
+            settings.handshake_timeout,
+            None,
+            "HTTP/2 handshake",
+        )
+        .await?;
         let calls = Tracker::default();
         let pinger = keepalive::pinger(
             self.keepalive.as_ref().map(ClientKeepAlive::current),

@@ -32,9 +32,9 @@ pub(crate) fn connect(addr: SocketAddr) -> Connecting {
 pub(crate) fn incoming(listener: TcpListener) -> io::Result<Incoming> {
     let listener = Async::new(listener)?;
     Ok(futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.and_then(|(stream, _)| {
+        let accepted = listener.accept().await.and_then(|(stream, remote)| {
             stream.get_ref().set_nodelay(true)?;
-            Ok(Box::new(AsyncIoTcp::new(stream)) as BoxIo)
+            Ok((Box::new(AsyncIoTcp::new(stream)) as BoxIo, remote))
         });
         Some((accepted, listener))
     })
@@ -118,7 +118,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let mut incoming = incoming(listener).unwrap();
             let mut client = connect(addr).await.unwrap();
-            let mut server = incoming.next().await.unwrap().unwrap();
+            let (mut server, _) = incoming.next().await.unwrap().unwrap();
             let mut buf = [0u8; 64];
 
             // A short read marks the socket drained ...

@@ -53,9 +53,9 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A TCP connection being opened, as returned by [`Runtime::tcp_connect`].
 pub type Connecting = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send + 'static>>;
 
-/// The connections a TCP listener accepts, as returned by
-/// [`Runtime::tcp_incoming`].
-pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<BoxIo>> + Send + 'static>>;
+/// The connections a TCP listener accepts, each with the client's address,
+/// as returned by [`Runtime::tcp_incoming`].
+pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<(BoxIo, SocketAddr)>> + Send + 'static>>;
 
 /// An async executor, as far as p2p-grpc needs one.
 ///

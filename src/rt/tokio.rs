@@ -69,9 +69,9 @@ impl Runtime for TokioRuntime {
             net::TcpListener::from_std(listener)?
         };
         Ok(futures::stream::unfold(listener, |listener| async move {
-            let accepted = listener.accept().await.and_then(|(stream, _)| {
+            let accepted = listener.accept().await.and_then(|(stream, remote)| {
                 stream.set_nodelay(true)?;
-                Ok(Box::new(TokioIo(stream)) as BoxIo)
+                Ok((Box::new(TokioIo(stream)) as BoxIo, remote))
             });
             Some((accepted, listener))
         })

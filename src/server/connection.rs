@@ -57,10 +57,11 @@ pub(crate) async fn serve(
     let handshake = builder.handshake::<_, Bytes>(crate::io::for_h2(io, tap));
     let mut forced = shared.force_shutdown.wait();
     let mut connection = handshake::limited(
-        handshake,
+        async { handshake.await.map_err(Error::http2) },
         &config.runtime,
         config.settings.handshake_timeout,
         Some(&mut forced),
+        "HTTP/2 handshake",
     )
     .await?;
     let mut pinger = keepalive::pinger(

@@ -31,6 +31,7 @@ use futures::{Stream, StreamExt};
 pub use self::call::{CallFuture, ServerCall};
 use crate::sync::{Budget, Signal, Tracker};
 
+use crate::connect_info::TcpConnectInfo;
 use crate::http2::keepalive::KeepAlive;
 pub use crate::http2::keepalive::{PingPolicy, MAX_PING_STRIKES};
 use crate::http2::settings::Http2Settings;
@@ -135,6 +136,9 @@ pub(crate) struct ServerConfig {
     /// Shared by every connection of the server (see
     /// [`ServerBuilder::memory_budget`]).
     pub(crate) budget: Option<Arc<Budget>>,
+    /// The TLS handshake of every accepted connection, when configured.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::Acceptor>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -168,6 +172,8 @@ struct Settings {
     idle_timeout: Option<Duration>,
     authorize: Option<Box<AuthorizeFn>>,
     memory_budget: Option<usize>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 /// Configures and builds a [`Server`].
@@ -205,6 +211,8 @@ impl Default for ServerBuilder {
                 idle_timeout: None,
                 authorize: None,
                 memory_budget: Some(DEFAULT_MEMORY_BUDGET),
+                #[cfg(feature = "tls")]
+                tls: None,
             },
             services: Vec::new(),
         }
@@ -320,6 +328,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves TLS (feature `tls`): [`Server::serve`], `serve_listener` and
+    /// `serve_incoming` run a TLS handshake, ALPN `h2` required, on every
+    /// connection they accept, within the
+    /// [handshake timeout](Self::handshake_timeout). A client that fails
+    /// it (an untrusted or missing certificate, no ALPN `h2`) is
+    /// disconnected and logged; other connections are not affected.
+    /// [`Server::serve_connection`] still takes the stream as it is, so a
+    /// TLS stream of your own works there.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::tls::ServerTlsConfig) -> Self {
+        self.config.tls = Some(config);
+        self
+    }
+
     /// Registers a service (a generated `XxxServer`, or your own [`Service`]).
     pub fn add_service(mut self, service: impl Service) -> Self {
         self.services.push(Arc::new(service));
@@ -327,9 +349,14 @@ impl ServerBuilder {
     }
 
     /// Builds the server. Fails only when no runtime was given and no
-    /// runtime feature is enabled.
+    /// runtime feature is enabled, or a TLS configuration rustls refuses.
     pub fn build(self) -> Result<Server, Error> {
         let settings = self.config;
+        #[cfg(feature = "tls")]
+        let tls = match &settings.tls {
+            Some(config) => Some(crate::tls::Acceptor::new(config).map_err(Error::tls)?),
+            None => None,
+        };
         let config = ServerConfig {
             runtime: crate::rt::or_default(self.runtime)?,
             max_decoding_message_size: settings.max_decoding_message_size,
@@ -343,6 +370,8 @@ impl ServerBuilder {
             idle_timeout: settings.idle_timeout,
             authorize: settings.authorize,
             budget: settings.memory_budget.map(Budget::new),
+            #[cfg(feature = "tls")]
+            tls,
         };
         let routes = self
             .services
@@ -439,19 +468,61 @@ impl Server {
 
     /// Serves every connection `incoming` yields, each in its own task,
     /// until the server shuts down or `incoming` ends. Accept errors are
-    /// logged and skipped.
+    /// logged and skipped. With [TLS](ServerBuilder::tls), each connection
+    /// starts with the TLS handshake.
     pub async fn serve_incoming<S, I>(&self, incoming: S) -> Result<(), Error>
     where
         S: Stream<Item = std::io::Result<I>> + Send,
         I: Io,
     {
+        self.accept_loop(incoming.map(|accepted| accepted.map(|io| (io, None))))
+            .await
+    }
+
+    /// Serves TCP connections accepted by `listener` until shutdown. Every
+    /// request carries the connection's [`TcpConnectInfo`]
+    /// ([`Request::remote_addr`](crate::Request::remote_addr)).
+    ///
+    /// The runtime's reactor drives the sockets
+    /// ([`Runtime::tcp_incoming`](crate::rt::Runtime::tcp_incoming)). Bind
+    /// the listener yourself to learn its port first:
+    ///
+    /// ```no_run
+    /// # async fn run(server: p2p_grpc::Server) -> Result<(), p2p_grpc::Error> {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// println!("listening on {}", listener.local_addr()?);
+    /// server.serve_listener(listener).await
+    /// # }
+    /// ```
+    pub async fn serve_listener(&self, listener: std::net::TcpListener) -> Result<(), Error> {
+        let local_addr = listener.local_addr().ok();
+        let incoming = self.shared.config.runtime.tcp_incoming(listener)?;
+        self.accept_loop(incoming.map(|accepted| {
+            accepted.map(|(io, remote_addr)| {
+                let info = TcpConnectInfo {
+                    remote_addr,
+                    local_addr,
+                };
+                (io, Some(info))
+            })
+        }))
+        .await
+    }
+
+    /// The accept loop of [`serve_incoming`](Self::serve_incoming) and
+    /// [`serve_listener`](Self::serve_listener): one task per connection.
+    async fn accept_loop<S, I>(&self, incoming: S) -> Result<(), Error>
+    where
+        S: Stream<Item = std::io::Result<(I, Option<TcpConnectInfo>)>> + Send,
+        I: Io,
+    {
         let mut incoming = std::pin::pin!(incoming.take_until(self.shared.shutdown.wait()));
         while let Some(accepted) = incoming.next().await {
             match accepted {
-                Ok(io) => {
+                Ok((io, info)) => {
                     let server = self.clone();
                     self.shared.config.runtime.spawn(Box::pin(async move {
-                        if let Err(err) = server.serve_connection(io).await {
+                        if let Err(err) = server.serve_accepted(io, info).await {
                             tracing::debug!(%err, "connection ended with an error");
                         }
                     }));
@@ -470,22 +541,41 @@ impl Server {
         Ok(())
     }
 
-    /// Serves TCP connections accepted by `listener` until shutdown.
-    ///
-    /// The runtime's reactor drives the sockets
-    /// ([`Runtime::tcp_incoming`](crate::rt::Runtime::tcp_incoming)). Bind
-    /// the listener yourself to learn its port first:
-    ///
-    /// ```no_run
-    /// # async fn run(server: p2p_grpc::Server) -> Result<(), p2p_grpc::Error> {
-    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// println!("listening on {}", listener.local_addr()?);
-    /// server.serve_listener(listener).await
-    /// # }
-    /// ```
-    pub async fn serve_listener(&self, listener: std::net::TcpListener) -> Result<(), Error> {
-        let incoming = self.shared.config.runtime.tcp_incoming(listener)?;
-        self.serve_incoming(incoming).await
+    /// One accepted connection: the TLS handshake if configured, then
+    /// HTTP/2, with what is known of the peer in every request.
+    async fn serve_accepted(&self, io: impl Io, info: Option<TcpConnectInfo>) -> Result<(), Error> {
+        let mut extensions = http::Extensions::new();
+        if let Some(info) = info {
+            extensions.insert(info);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.shared.config.tls {
+            let _live = self.shared.connections.enter();
+            let handshake = tls.accept(Box::new(io));
+            let mut forced = self.shared.force_shutdown.wait();
+            let limited = crate::http2::handshake::limited(
+                async { handshake.await.map_err(Error::tls) },
+                &self.shared.config.runtime,
+                self.shared.config.settings.handshake_timeout,
+                Some(&mut forced),
+                "TLS handshake",
+            );
+            let (io, certificates) = match limited.await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    let remote = info.map(|info| info.remote_addr);
+                    tracing::debug!(%err, ?remote, "TLS handshake failed");
+                    return Err(err);
+                }
+            };
+            if let Some(certificates) = certificates {
+                extensions.insert(certificates);
+            }
+            // `connection::serve` counts the connection from here on.
+            drop(_live);
+            return connection::serve(self.shared.clone(), io, extensions).await;
+        }
+        connection::serve(self.shared.clone(), io, extensions).await
     }
 
     /// Binds `addr` and serves TCP connections on it until shutdown.

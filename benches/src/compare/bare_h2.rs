@@ -98,7 +98,7 @@ pub async fn serve(rt: SharedRuntime) -> Result<ServerHandle> {
         let Ok(mut incoming) = spawner.tcp_incoming(listener) else {
             return;
         };
-        while let Some(Ok(io)) = incoming.next().await {
+        while let Some(Ok((io, _))) = incoming.next().await {
             let rt = spawner.clone();
             spawner.spawn(Box::pin(async move {
                 let _ = serve_connection(rt, io).await;

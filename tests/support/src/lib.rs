@@ -7,6 +7,7 @@
 //! the interop tests depend on it, so each piece exists once.
 #![allow(missing_docs)]
 
+pub mod certs;
 pub mod echo;
 #[cfg(feature = "libp2p")]
 pub mod libp2p;
