@@ -5,6 +5,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use p2p_grpc::tls::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use p2p_grpc::Channel;
 
 use crate::client::{self, CaseError, InteropClient, ALL_CASES};
@@ -13,7 +14,7 @@ use crate::client::{self, CaseError, InteropClient, ALL_CASES};
 pub const EXIT_OK: i32 = 0;
 /// Exit status: a case failed (or the server could not run).
 pub const EXIT_FAILED: i32 = 1;
-/// Exit status: bad command line, or TLS asked for.
+/// Exit status: bad command line.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit status: no case failed, but some could only run in part.
 pub const EXIT_UNSUPPORTED: i32 = 3;
@@ -90,20 +91,75 @@ impl Flags {
     }
 }
 
-const TLS_UNSUPPORTED: &str =
-    "--use_tls=true is not supported: p2p-grpc speaks plaintext HTTP/2 (h2c) only";
+/// The test certificates the interop binaries use by default, made by
+/// `cargo test -p p2p-grpc-interop --test interop_self -- --ignored
+/// write_test_certs`: a CA, and a server certificate it issued for
+/// `*.test.google.fr` (so `--server_host_override=foo.test.google.fr`
+/// works, as in gRPC's interop tests), `localhost`, `127.0.0.1` and `::1`.
+pub mod test_certs {
+    /// The test CA's certificate (PEM).
+    pub const CA: &str = include_str!("../certs/ca.pem");
+    /// The server's certificate (PEM).
+    pub const SERVER_CERT: &str = include_str!("../certs/server1.pem");
+    /// The server's private key (PEM).
+    pub const SERVER_KEY: &str = include_str!("../certs/server1.key");
+    /// A client certificate the CA issued, for mutual TLS (PEM).
+    pub const CLIENT_CERT: &str = include_str!("../certs/client.pem");
+    /// The client's private key (PEM).
+    pub const CLIENT_KEY: &str = include_str!("../certs/client.key");
+}
+
+/// The server's TLS settings from `--tls_cert_file` and `--tls_key_file`
+/// (the test certificate by default).
+fn server_tls(flags: &Flags) -> Result<ServerTlsConfig, String> {
+    let identity = match (flags.get("tls_cert_file"), flags.get("tls_key_file")) {
+        (None, None) => Identity::from_pem(test_certs::SERVER_CERT, test_certs::SERVER_KEY),
+        (Some(cert), Some(key)) => Identity::from_pem_files(cert, key),
+        _ => return Err("--tls_cert_file and --tls_key_file go together".into()),
+    }
+    .map_err(|err| err.to_string())?;
+    Ok(ServerTlsConfig::new(identity))
+}
+
+/// The client's TLS settings: `--use_test_ca` or `--ca_file` (else the
+/// Mozilla roots), `--server_host_override` as the name checked.
+fn client_tls(flags: &Flags) -> Result<ClientTlsConfig, String> {
+    let mut config = ClientTlsConfig::new();
+    if let Some(file) = flags.get("ca_file") {
+        config =
+            config.ca_certificates(Certificate::from_pem_file(file).map_err(|e| e.to_string())?);
+    } else if flags.bool("use_test_ca", false)? {
+        config = config
+            .ca_certificates(Certificate::from_pem(test_certs::CA).map_err(|e| e.to_string())?);
+    }
+    if let Some(name) = flags.get("server_host_override") {
+        config = config.server_name(name);
+    }
+    Ok(config)
+}
 
 const SERVER_USAGE: &str = "\
 usage: interop_server [--port=PORT] [--use_tls=false] [--transport=tcp|libp2p]
+                      [--tls_cert_file=PEM --tls_key_file=PEM]
 
-Serves grpc.testing.TestService on 0.0.0.0:PORT (default 10000), plaintext.
-With --transport=libp2p: as a libp2p node (TCP, noise,
+Serves grpc.testing.TestService on 0.0.0.0:PORT (default 10000), plaintext,
+or TLS with --use_tls=true (the certificate and key files given, else the
+test certificate for *.test.google.fr). With --transport=libp2p: as a libp2p node (TCP, noise,
 yamux) on /ip4/0.0.0.0/tcp/PORT, through a GrpcStream (/grpc/0.1.0); it
 prints the address to dial, with /p2p/<peer id>.";
 
 /// `interop_server`'s main: returns the exit status.
 pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
-    let flags = match Flags::parse(args, &["port", "use_tls", "transport"]) {
+    let flags = match Flags::parse(
+        args,
+        &[
+            "port",
+            "use_tls",
+            "transport",
+            "tls_cert_file",
+            "tls_key_file",
+        ],
+    ) {
         Ok(flags) if flags.help() => {
             println!("{SERVER_USAGE}");
             return EXIT_OK;
@@ -121,12 +177,19 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    if tls {
-        eprintln!("interop_server: {TLS_UNSUPPORTED}");
-        return EXIT_USAGE;
-    }
+    let tls = match tls.then(|| server_tls(&flags)).transpose() {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("interop_server: {err}");
+            return EXIT_USAGE;
+        }
+    };
     match flags.get("transport").unwrap_or("tcp") {
         "tcp" => {}
+        "libp2p" if tls.is_some() => {
+            eprintln!("interop_server: --use_tls: libp2p connections are secured by noise");
+            return EXIT_USAGE;
+        }
         "libp2p" => return libp2p::serve(port),
         other => {
             eprintln!("interop_server: --transport: tcp or libp2p, not {other:?}");
@@ -135,7 +198,11 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
     }
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
     crate::block_on(async move {
-        let server = match crate::server::build_server(None) {
+        let builder = crate::server::server_builder(None).map(|builder| match tls {
+            Some(tls) => builder.tls(tls),
+            None => builder,
+        });
+        let server = match builder.and_then(|builder| builder.build()) {
             Ok(server) => server,
             Err(err) => {
                 eprintln!("interop_server: {err}");
@@ -165,12 +232,14 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
 const CLIENT_USAGE: &str = "\
 usage: interop_client [--server_host=HOST] [--server_port=PORT]
                       [--server_host_override=HOST] [--test_case=CASE|all]
-                      [--use_tls=false]
+                      [--use_tls=false [--use_test_ca=false | --ca_file=PEM]]
        interop_client --transport=libp2p --server_addr=MULTIADDR/p2p/PEER
                       [--test_case=CASE|all]
 
-Runs gRPC interop test cases (plaintext) against HOST:PORT (default
-localhost:10000), or, with --transport=libp2p, against
+Runs gRPC interop test cases against HOST:PORT (default localhost:10000),
+plaintext or, with --use_tls=true, over TLS trusting the test CA
+(--use_test_ca), the CA file given, or else the Mozilla roots, and checking
+the --server_host_override name when given; or, with --transport=libp2p, against
 the libp2p peer at MULTIADDR through a GrpcStream. Exit status: 0 every
 case passed, 1 a case failed, 2 bad command line, 3 no case failed but
 some ran only in part.
@@ -186,6 +255,7 @@ pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
         "test_case",
         "use_tls",
         "use_test_ca",
+        "ca_file",
         "transport",
         "server_addr",
     ];
@@ -212,10 +282,13 @@ pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    if tls {
-        eprintln!("interop_client: {TLS_UNSUPPORTED}");
-        return EXIT_USAGE;
-    }
+    let tls = match tls.then(|| client_tls(&flags)).transpose() {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("interop_client: {err}");
+            return EXIT_USAGE;
+        }
+    };
     let case = flags.get("test_case").unwrap_or("all");
     let cases: Vec<&str> = if case == "all" {
         ALL_CASES.to_vec()
@@ -268,6 +341,9 @@ pub fn client_main(args: impl IntoIterator<Item = String>) -> i32 {
                 eprintln!("interop_client: bad authority {authority:?}: {err}");
                 return EXIT_USAGE;
             }
+        }
+        if let Some(tls) = tls {
+            builder = builder.tls(tls);
         }
         let channel = match builder.connect_tcp(addr).await {
             Ok(channel) => channel,

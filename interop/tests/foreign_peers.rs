@@ -421,3 +421,124 @@ fn the_c_core_reads_our_too_many_pings_goaway() {
         "the C core saw no too_many_pings GOAWAY:\n{stderr}"
     );
 }
+
+// -- TLS ---------------------------------------------------------------------
+//
+// The same cases over TLS, with the test certificates `interop_server` and
+// `interop_client` ship (`interop/certs/`, issued for `*.test.google.fr`):
+// each side checks the other's ALPN `h2` and the server's certificate
+// against gRPC's override name, `foo.test.google.fr`.
+
+fn cert_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("certs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+const OVERRIDE: &str = "--server_host_override=foo.test.google.fr";
+
+fn tls_server_flags() -> [String; 3] {
+    [
+        "--use_tls=true".to_owned(),
+        format!("--tls_cert_file={}", cert_file("server1.pem")),
+        format!("--tls_key_file={}", cert_file("server1.key")),
+    ]
+}
+
+fn tls_client_flags() -> [String; 3] {
+    [
+        "--use_tls=true".to_owned(),
+        format!("--ca_file={}", cert_file("ca.pem")),
+        OVERRIDE.to_owned(),
+    ]
+}
+
+fn our_tls_server() -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_interop_server"));
+    command.args(["--port=0", "--use_tls=true"]);
+    serve(command)
+}
+
+fn our_tls_client(server: &Served) -> Command {
+    let mut command = our_client(server);
+    command.args(["--use_tls=true", "--use_test_ca=true", OVERRIDE]);
+    command
+}
+
+#[test]
+fn our_client_against_grpc_go_over_tls() {
+    let flags = tls_server_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = go_server(&flags);
+    expect_all(
+        "p2p-grpc client -> grpc-go server, TLS",
+        &run_client(our_tls_client(&server)),
+        &[],
+    );
+}
+
+#[test]
+fn grpc_go_client_against_our_server_over_tls() {
+    let server = our_tls_server();
+    let mut client = go_client(&server);
+    client.args(tls_client_flags());
+    expect_all(
+        "grpc-go client -> p2p-grpc server, TLS",
+        &run_client(client),
+        &[],
+    );
+}
+
+#[test]
+fn our_client_against_the_c_core_over_tls() {
+    let mut command = python_peer("server");
+    command.arg("--port=0").args(tls_server_flags());
+    let server = serve(command);
+    expect_all(
+        "p2p-grpc client -> C core (grpcio) server, TLS",
+        &run_client(our_tls_client(&server)),
+        &[
+            Exception {
+                case: "client_compressed_unary",
+                unsupported: false,
+                text: "probe",
+                why: GRPCIO_SERVER_CANNOT_CHECK_COMPRESSION,
+            },
+            Exception {
+                case: "client_compressed_streaming",
+                unsupported: false,
+                text: "probe",
+                why: GRPCIO_SERVER_CANNOT_CHECK_COMPRESSION,
+            },
+        ],
+    );
+}
+
+/// The grpcio client checks compressed flags through a plaintext wire tap,
+/// which cannot read TLS.
+const TAP_NEEDS_PLAINTEXT: &str = "the wire tap reads plaintext HTTP/2 only";
+
+#[test]
+fn the_c_core_client_against_our_server_over_tls() {
+    let server = our_tls_server();
+    let mut client = python_client(&server);
+    client.args(tls_client_flags());
+    let tapped = |case| Exception {
+        case,
+        unsupported: true,
+        text: TAP_NEEDS_PLAINTEXT,
+        why: TAP_NEEDS_PLAINTEXT,
+    };
+    expect_all(
+        "C core (grpcio) client -> p2p-grpc server, TLS",
+        &run_client(client),
+        &[
+            tapped("client_compressed_unary"),
+            tapped("server_compressed_unary"),
+            tapped("client_compressed_streaming"),
+            tapped("server_compressed_streaming"),
+        ],
+    );
+}

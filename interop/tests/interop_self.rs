@@ -80,23 +80,15 @@ fn client_main_runs_every_case() {
         0
     );
     assert_eq!(p2p_grpc_interop::cli::client_main(args("all")), 0);
-    let mut tls = args("empty_unary");
-    tls[3] = "--use_tls=true".to_owned();
-    assert_eq!(
-        p2p_grpc_interop::cli::client_main(tls),
-        p2p_grpc_interop::cli::EXIT_USAGE
-    );
 }
 
-/// `--transport=libp2p` on both binaries: `interop_server` serves as a
-/// libp2p node (TCP, noise, yamux, `GrpcStream`) and prints its address;
-/// `interop_client` dials it by peer id and every case passes.
-#[test]
-fn every_case_passes_over_libp2p() {
+/// Starts the `interop_server` binary with `args`; returns it and the
+/// address it printed.
+fn spawn_server(args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
 
     let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_interop_server"))
-        .args(["--transport=libp2p", "--port=0"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("interop_server starts");
@@ -108,7 +100,76 @@ fn every_case_passes_over_libp2p() {
         .trim()
         .strip_prefix("interop_server: listening on ")
         .unwrap_or_else(|| panic!("interop_server said {line:?}"))
-        .replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/");
+        .to_owned();
+    (server, addr)
+}
+
+/// `--use_tls=true` on both binaries, with the test certificates they
+/// ship and gRPC's override name: every case passes over TLS.
+#[test]
+fn every_case_passes_over_tls() {
+    let (mut server, addr) = spawn_server(&["--use_tls=true", "--port=0"]);
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "--server_host=127.0.0.1".to_owned(),
+            format!("--server_port={port}"),
+            "--use_tls=true".to_owned(),
+        ];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    };
+    let all = p2p_grpc_interop::cli::client_main(args(&[
+        "--use_test_ca=true",
+        "--server_host_override=foo.test.google.fr",
+        "--test_case=all",
+    ]));
+    // Without the test CA, the Mozilla roots do not trust the server.
+    let untrusted = p2p_grpc_interop::cli::client_main(args(&["--test_case=empty_unary"]));
+    // A name the certificate does not carry.
+    let misnamed = p2p_grpc_interop::cli::client_main(args(&[
+        "--use_test_ca=true",
+        "--server_host_override=foo.example.com",
+        "--test_case=empty_unary",
+    ]));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(all, 0);
+    assert_eq!(untrusted, p2p_grpc_interop::cli::EXIT_FAILED);
+    assert_eq!(misnamed, p2p_grpc_interop::cli::EXIT_FAILED);
+}
+
+/// Writes the test certificates the interop binaries ship
+/// (`interop/certs/`), made by our own test CA (rcgen):
+/// `cargo test -p p2p-grpc-interop --test interop_self -- --ignored write_test_certs`.
+#[test]
+#[ignore = "writes interop/certs/; run by hand to renew the test certificates"]
+fn write_test_certs() {
+    use p2p_grpc_test_support::certs::{TestCa, INTEROP_SERVER_NAMES};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("p2p-grpc interop test CA");
+    let server = ca.server(INTEROP_SERVER_NAMES);
+    let client = ca.client("p2p-grpc interop client");
+    for (name, text) in [
+        ("ca.pem", ca.cert_pem()),
+        ("server1.pem", server.cert),
+        ("server1.key", server.key),
+        ("client.pem", client.cert),
+        ("client.key", client.key),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+/// `--transport=libp2p` on both binaries: `interop_server` serves as a
+/// libp2p node (TCP, noise, yamux, `GrpcStream`) and prints its address;
+/// `interop_client` dials it by peer id and every case passes.
+#[test]
+fn every_case_passes_over_libp2p() {
+    let (mut server, addr) = spawn_server(&["--transport=libp2p", "--port=0"]);
+    let addr = addr.replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/");
     assert!(addr.contains("/p2p/"), "{addr}");
     let status = p2p_grpc_interop::cli::client_main(vec![
         "--transport=libp2p".to_owned(),

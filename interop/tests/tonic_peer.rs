@@ -418,6 +418,104 @@ tonic_server_cases! {
 }
 
 // ---------------------------------------------------------------------------
+// (a') the same over TLS: tonic's rustls (tokio-rustls, ring) serving the
+// shipped test certificate, our client checking it as foo.test.google.fr.
+
+/// Address of a tonic interop server over TLS (started on first use).
+fn tonic_tls_server() -> SocketAddr {
+    use p2p_grpc_interop::cli::test_certs;
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let runtime = tonic_runtime();
+        let _entered = runtime.enter();
+        let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+            .expect("binds")
+            .with_nodelay(Some(true));
+        let addr = incoming.local_addr().unwrap();
+        let identity =
+            tonic::transport::Identity::from_pem(test_certs::SERVER_CERT, test_certs::SERVER_KEY);
+        let router = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .expect("tonic takes the TLS config")
+            .add_service(EchoTrailers(
+                TestServiceServer::new(TonicTestService)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Gzip),
+            ));
+        runtime.spawn(router.serve_with_incoming(incoming));
+        addr
+    })
+}
+
+#[test]
+fn our_client_against_tonic_over_tls() {
+    let addr = tonic_tls_server();
+    common::run(async {
+        let client = common::tls_client(addr).await;
+        for case in p2p_grpc_interop::client::ALL_CASES {
+            let expect = match *case {
+                // As over plaintext (see `tonic_server_cases`).
+                "client_compressed_streaming" => Expect::Fails("expected compressed=false"),
+                "server_compressed_streaming" => {
+                    Expect::Fails("response 1: compressed flag is true, expected false")
+                }
+                _ => Expect::Pass,
+            };
+            let result = client.run(case).await;
+            common::check("tonic's server over TLS", case, &result, expect);
+        }
+    });
+}
+
+#[test]
+fn tonic_client_over_tls_against_our_server() {
+    common::run(async {
+        let addr = common::start_tls_server();
+        on_tonic(async move {
+            let ca = tonic::transport::Certificate::from_pem(p2p_grpc_interop::cli::test_certs::CA);
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(ca)
+                .domain_name("foo.test.google.fr");
+            let channel = tonic::transport::Channel::from_shared(format!("https://{addr}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .expect("tonic connects to our server over TLS");
+            let mut client = TestServiceClient::new(channel);
+            let response = client
+                .unary_call(tonic_pb::SimpleRequest {
+                    response_size: 314_159,
+                    payload: zeros(271_828),
+                    ..Default::default()
+                })
+                .await
+                .expect("UnaryCall over TLS")
+                .into_inner();
+            assert_eq!(body_len(&response.payload), 314_159);
+            let requests =
+                futures::stream::iter((1..=4).map(|size| tonic_pb::StreamingOutputCallRequest {
+                    response_parameters: vec![params(size * 1000)],
+                    payload: zeros(size as usize * 100),
+                    ..Default::default()
+                }));
+            let mut replies = client
+                .full_duplex_call(requests)
+                .await
+                .expect("FullDuplexCall over TLS")
+                .into_inner();
+            let mut sizes = Vec::new();
+            while let Some(reply) = replies.next().await {
+                sizes.push(body_len(&reply.expect("a reply").payload));
+            }
+            assert_eq!(sizes, [1000, 2000, 3000, 4000]);
+        })
+        .await;
+    });
+}
+
+// ---------------------------------------------------------------------------
 // (b) tonic's client against our interop server.
 
 /// Starts our server, then runs `work(address)` on the tonic runtime.

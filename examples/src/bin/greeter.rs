@@ -29,6 +29,7 @@ impl Greeter for MyGreeter {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    p2p_grpc_examples::init_logging();
     p2p_grpc::rt::block_on(async {
         let server = Server::builder()
             .add_service(GreeterServer::new(MyGreeter))

@@ -49,6 +49,7 @@ impl Chat for Bob {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    p2p_grpc_examples::init_logging();
     p2p_grpc::rt::block_on(async {
         let alice = Node::builder().build()?;
         let bob = Node::builder().build()?;

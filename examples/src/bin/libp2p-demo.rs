@@ -83,6 +83,7 @@ impl RouteGuide for Guide {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    p2p_grpc_examples::init_logging();
     p2p_grpc::rt::block_on(async {
         // Node A serves; node B calls.
         let a = Node::builder().build()?;

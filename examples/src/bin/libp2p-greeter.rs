@@ -38,6 +38,7 @@ fn usage() -> ! {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    p2p_grpc_examples::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     p2p_grpc::rt::block_on(async {
         let node = Node::builder().build()?;

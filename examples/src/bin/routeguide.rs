@@ -161,6 +161,7 @@ impl RouteGuide for Guide {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    p2p_grpc_examples::init_logging();
     p2p_grpc::rt::block_on(async {
         let guide = Guide {
             features: Arc::new(features()),

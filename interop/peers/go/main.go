@@ -20,17 +20,19 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/keepalive"
 )
 
 func usage() {
 	fmt.Fprintf(os.Stderr, `usage:
-  grpcpeer server --port=N [--keepalive_min_time_ms=M] [--permit_without_stream=true|false]
+  grpcpeer server --port=N [--use_tls --tls_cert_file=PEM --tls_key_file=PEM]
+                  [--keepalive_min_time_ms=M] [--permit_without_stream=true|false]
                   [--keepalive_time_ms=T] [--keepalive_timeout_ms=T]
                   [--honor_response_compression=true|false] [--exit_on_stdin_eof=true|false]
   grpcpeer client --server_host=HOST --server_port=N --test_case=CASE|all
-                  [--server_host_override=NAME]
+                  [--server_host_override=NAME] [--use_tls --ca_file=PEM]
 cases: %s
 `, strings.Join(allCases, ", "))
 }
@@ -130,7 +132,9 @@ func ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 func serverMain(args []string) int {
 	fs := flag.NewFlagSet("grpcpeer server", flag.ContinueOnError)
 	port := fs.Int("port", -1, "port to listen on, on 127.0.0.1 (0: any free port)")
-	useTLS := fs.Bool("use_tls", false, "TLS (not supported)")
+	useTLS := fs.Bool("use_tls", false, "serve TLS with --tls_cert_file and --tls_key_file")
+	certFile := fs.String("tls_cert_file", "", "PEM certificate chain (with --use_tls)")
+	keyFile := fs.String("tls_key_file", "", "PEM private key (with --use_tls)")
 	var minTime, kaTime, kaTimeout optionalInt
 	var permit optionalBool
 	fs.Var(&minTime, "keepalive_min_time_ms", "keepalive.EnforcementPolicy.MinTime in ms (default: grpc-go's, 5 min)")
@@ -152,12 +156,15 @@ func serverMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "grpcpeer server: --port=N is required (0..65535)")
 		return 2
 	}
-	if *useTLS {
-		fmt.Fprintln(os.Stderr, "grpcpeer server: --use_tls=true is not supported (plaintext only)")
-		return 2
-	}
-
 	var opts []grpc.ServerOption
+	if *useTLS {
+		creds, err := credentials.NewServerTLSFromFile(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "grpcpeer server: %v\n", err)
+			return 2
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
 	if minTime.set || permit.set {
 		// Unset fields keep grpc-go's defaults (MinTime 0 means 5 min).
 		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -211,7 +218,8 @@ func clientMain(args []string) int {
 	port := fs.Int("server_port", 0, "server port")
 	override := fs.String("server_host_override", "", "the :authority to claim (default: host:port)")
 	testCase := fs.String("test_case", "", "a case, or all")
-	useTLS := fs.Bool("use_tls", false, "TLS (not supported)")
+	useTLS := fs.Bool("use_tls", false, "TLS, trusting --ca_file, checking --server_host_override")
+	caFile := fs.String("ca_file", "", "PEM CA certificates to trust (with --use_tls)")
 	fs.Usage = usage
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -222,10 +230,6 @@ func clientMain(args []string) int {
 	}
 	if *port <= 0 || *port > 65535 {
 		fmt.Fprintln(os.Stderr, "grpcpeer client: --server_port=N is required")
-		return 2
-	}
-	if *useTLS {
-		fmt.Fprintln(os.Stderr, "grpcpeer client: --use_tls=true is not supported (plaintext only)")
 		return 2
 	}
 	var names []string
@@ -246,9 +250,21 @@ func clientMain(args []string) int {
 	}
 
 	target := net.JoinHostPort(*host, strconv.Itoa(*port))
-	dialOpts := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock()}
-	if *override != "" {
-		dialOpts = append(dialOpts, grpc.WithAuthority(*override))
+	dialOpts := []grpc.DialOption{grpc.WithBlock()}
+	if *useTLS {
+		// The override is the name checked in the certificate (and the
+		// authority grpc-go sends with TLS).
+		creds, err := credentials.NewClientTLSFromFile(*caFile, *override)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "grpcpeer client: %v\n", err)
+			return 2
+		}
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(creds))
+	} else {
+		dialOpts = append(dialOpts, grpc.WithInsecure())
+		if *override != "" {
+			dialOpts = append(dialOpts, grpc.WithAuthority(*override))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	cc, err := grpc.DialContext(ctx, target, dialOpts...)

@@ -269,7 +269,13 @@ def run_server(args):
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
     # grpc.testing.UnimplementedService is deliberately not registered: the C
     # core answers calls to it with UNIMPLEMENTED.
-    port = server.add_insecure_port(f"127.0.0.1:{args.port}")
+    if args.use_tls:
+        # TLS with the C core's own stack (BoringSSL); ALPN h2 is its default.
+        with open(args.tls_cert_file, "rb") as cert, open(args.tls_key_file, "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = server.add_secure_port(f"127.0.0.1:{args.port}", credentials)
+    else:
+        port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     if port == 0:
         sys.exit(f"peer.py server: cannot listen on 127.0.0.1:{args.port}")
     server.start()
@@ -528,11 +534,20 @@ def output_request(response_size, request_size):
 
 
 class InteropClient:
-    def __init__(self, host, port):
+    def __init__(self, host, port, tls=None):
+        """tls: None for plaintext, else (CA certificate PEM bytes, the
+        name to check the server's certificate against, or None)."""
         self.host = host
         self.port = port
         self.target = f"{host}:{port}"
-        self.channel = grpc.insecure_channel(self.target)
+        self.tls = tls
+        if tls is None:
+            self.channel = grpc.insecure_channel(self.target)
+        else:
+            ca, override = tls
+            options = [("grpc.ssl_target_name_override", override)] if override else []
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+            self.channel = grpc.secure_channel(self.target, credentials, options=options)
         self.stub = test_pb2_grpc.TestServiceStub(self.channel)
         self.deadline = None
 
@@ -545,6 +560,8 @@ class InteropClient:
 
     def tapped(self):
         """A channel through a new WireTap, and the tap."""
+        if self.tls is not None:
+            raise CaseUnsupported("the wire tap reads plaintext HTTP/2 only, not TLS")
         tap = WireTap(self.host, self.port)
         channel = grpc.insecure_channel(f"127.0.0.1:{tap.port}")
         return tap, channel, test_pb2_grpc.TestServiceStub(channel)
@@ -942,9 +959,13 @@ class InteropClient:
 
 
 def run_client(args):
+    tls = None
     if args.use_tls:
-        print("peer.py client: --use_tls=true is not supported (plaintext only)", file=sys.stderr)
-        return 2
+        if not args.ca_file:
+            print("peer.py client: --use_tls=true needs --ca_file", file=sys.stderr)
+            return 2
+        with open(args.ca_file, "rb") as ca:
+            tls = (ca.read(), args.server_host_override)
     if args.test_case == "all":
         cases = list(ALL_CASES)
     else:
@@ -957,7 +978,7 @@ def run_client(args):
                 file=sys.stderr,
             )
             return 2
-    client = InteropClient(args.server_host, args.server_port)
+    client = InteropClient(args.server_host, args.server_port, tls)
     counts = {"PASSED": 0, "FAILED": 0, "UNSUPPORTED": 0}
     try:
         for name in cases:
@@ -1035,12 +1056,16 @@ def main(argv):
     server.add_argument("--permit_without_calls", type=parse_bool, default=None)
     server.add_argument("--max_ping_strikes", type=int, default=None)
     server.add_argument("--use_tls", type=parse_bool, default=False)
+    server.add_argument("--tls_cert_file", help="PEM certificate chain (with --use_tls)")
+    server.add_argument("--tls_key_file", help="PEM private key (with --use_tls)")
 
     client = modes.add_parser("client", help="run interop test cases against a server")
     client.add_argument("--server_host", default="127.0.0.1")
     client.add_argument("--server_port", type=int, required=True)
     client.add_argument("--test_case", default="all", help="a case, a comma list, or all")
     client.add_argument("--use_tls", type=parse_bool, default=False)
+    client.add_argument("--ca_file", help="PEM CA certificates to trust (with --use_tls)")
+    client.add_argument("--server_host_override", help="the name the certificate must carry")
 
     keepalive = modes.add_parser("keepalive-client", help="EmptyCall in a loop with keepalive pings")
     keepalive.add_argument("--server_host", default="127.0.0.1")
@@ -1051,8 +1076,8 @@ def main(argv):
 
     args = parser.parse_args(argv)
     if args.mode == "server":
-        if args.use_tls:
-            print("peer.py server: --use_tls=true is not supported (plaintext only)", file=sys.stderr)
+        if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
+            print("peer.py server: --use_tls=true needs --tls_cert_file and --tls_key_file", file=sys.stderr)
             return 2
         return run_server(args)
     if args.mode == "client":

@@ -37,6 +37,40 @@ pub fn start_server() -> SocketAddr {
     addr
 }
 
+/// Starts our interop server over TLS, with the shipped test certificate,
+/// on 127.0.0.1:0 (call inside [`run`]).
+pub fn start_tls_server() -> SocketAddr {
+    use p2p_grpc_interop::cli::test_certs;
+    let identity =
+        p2p_grpc::tls::Identity::from_pem(test_certs::SERVER_CERT, test_certs::SERVER_KEY).unwrap();
+    let server = p2p_grpc_interop::server::server_builder(None)
+        .expect("server builder")
+        .tls(p2p_grpc::tls::ServerTlsConfig::new(identity))
+        .build()
+        .expect("server builds");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime().spawn(Box::pin(async move {
+        let _ = server.serve_listener(listener).await;
+    }));
+    addr
+}
+
+/// Our interop client over TLS to `addr`, trusting the test CA and
+/// checking gRPC's override name `foo.test.google.fr`.
+pub async fn tls_client(addr: SocketAddr) -> InteropClient {
+    let ca = p2p_grpc::tls::Certificate::from_pem(p2p_grpc_interop::cli::test_certs::CA).unwrap();
+    let tls = p2p_grpc::tls::ClientTlsConfig::new()
+        .ca_certificates(ca)
+        .server_name("foo.test.google.fr");
+    let channel = Channel::builder()
+        .tls(tls)
+        .connect_tcp(addr)
+        .await
+        .expect("connects over TLS");
+    InteropClient::new(channel, runtime())
+}
+
 /// Our interop client, connected to `addr`.
 pub async fn client(addr: SocketAddr) -> InteropClient {
     let channel = Channel::connect_tcp(addr).await.expect("connects");
