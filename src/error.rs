@@ -17,6 +17,7 @@ enum ErrorKind {
     #[cfg(feature = "tls")]
     Tls(crate::tls::TlsError),
     Timeout(&'static str),
+    InvalidTarget(String),
     Shutdown,
     NoRuntime,
 }
@@ -25,6 +26,12 @@ impl Error {
     pub(crate) fn timeout(what: &'static str) -> Self {
         Error {
             kind: ErrorKind::Timeout(what),
+        }
+    }
+
+    pub(crate) fn invalid_target(why: String) -> Self {
+        Error {
+            kind: ErrorKind::InvalidTarget(why),
         }
     }
 
@@ -91,6 +98,12 @@ impl Error {
         }
     }
 
+    /// Whether a channel target could not be parsed, or needs a feature
+    /// that is off (`https://` without `tls`).
+    pub fn is_invalid_target(&self) -> bool {
+        matches!(self.kind, ErrorKind::InvalidTarget(_))
+    }
+
     /// Whether the server was shut down while this connection was being
     /// set up.
     pub fn is_shutdown(&self) -> bool {
@@ -116,6 +129,7 @@ impl fmt::Display for Error {
             #[cfg(feature = "tls")]
             ErrorKind::Tls(err) => write!(f, "TLS error: {err}"),
             ErrorKind::Timeout(what) => write!(f, "timed out: {what}"),
+            ErrorKind::InvalidTarget(why) => f.write_str(why),
             ErrorKind::Shutdown => f.write_str("the server shut down"),
             ErrorKind::NoRuntime => f.write_str(
                 "no runtime: pass one to the builder, or enable the smol or async-std feature, \

@@ -19,6 +19,7 @@ pub struct Request<T> {
     message: T,
     extensions: http::Extensions,
     timeout: Option<Duration>,
+    wait_for_ready: bool,
 }
 
 impl<T> Request<T> {
@@ -29,6 +30,7 @@ impl<T> Request<T> {
             message,
             extensions: http::Extensions::new(),
             timeout: None,
+            wait_for_ready: false,
         }
     }
 
@@ -39,6 +41,7 @@ impl<T> Request<T> {
             message,
             extensions,
             timeout: None,
+            wait_for_ready: false,
         }
     }
 
@@ -117,6 +120,19 @@ impl<T> Request<T> {
         self
     }
 
+    /// Client side: whether the call waits while the channel cannot
+    /// connect (gRPC's wait-for-ready), instead of failing at once with
+    /// `UNAVAILABLE`. A waiting call keeps trying as the channel's
+    /// [backoff](crate::client::Backoff) allows, until its deadline.
+    pub fn wait_for_ready(&self) -> bool {
+        self.wait_for_ready
+    }
+
+    /// Sets [`wait_for_ready`](Self::wait_for_ready) (default: off).
+    pub fn set_wait_for_ready(&mut self, wait: bool) {
+        self.wait_for_ready = wait;
+    }
+
     pub(crate) fn set_timeout_opt(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
     }
@@ -128,6 +144,7 @@ impl<T> Request<T> {
             message: f(self.message),
             extensions: self.extensions,
             timeout: self.timeout,
+            wait_for_ready: self.wait_for_ready,
         }
     }
 }

@@ -12,9 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use h2::client::SendRequest;
-use http::uri::Authority;
+use http::uri::{Authority, Scheme};
 use http::HeaderValue;
 
+use super::backoff::{Backoff, BackoffState};
+use super::target::Target;
 use crate::http2::errors::status_from_h2;
 pub use crate::http2::keepalive::MIN_CLIENT_INTERVAL as MIN_KEEPALIVE_INTERVAL;
 use crate::http2::keepalive::{ClientKeepAlive, KeepAlive};
@@ -45,6 +47,10 @@ where
     }
 }
 
+/// The shortest time a connection attempt may take, by default (gRPC's
+/// minimum connect timeout; see [`ChannelBuilder::connect_timeout`]).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The `user-agent` of every call, in the form the gRPC spec recommends
 /// (`grpc-<language>-<variant>/<version>`).
 pub const USER_AGENT: &str = concat!("grpc-rust-p2p-grpc/", env!("CARGO_PKG_VERSION"));
@@ -58,6 +64,10 @@ pub struct ChannelBuilder {
     settings: Http2Settings,
     keepalive: Option<KeepAlive>,
     keepalive_floor: Duration,
+    backoff: Backoff,
+    connect_timeout: Duration,
+    /// `https` when the channel runs TLS itself.
+    scheme: Scheme,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTlsConfig>,
 }
@@ -81,6 +91,9 @@ impl Default for ChannelBuilder {
             settings: Http2Settings::default(),
             keepalive: None,
             keepalive_floor: MIN_KEEPALIVE_INTERVAL,
+            backoff: Backoff::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            scheme: Scheme::HTTP,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -162,6 +175,26 @@ impl ChannelBuilder {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: crate::tls::ClientTlsConfig) -> Self {
         self.tls = Some(config);
+        self.scheme = Scheme::HTTPS;
+        self
+    }
+
+    /// The delays between failed connection attempts of a reconnecting
+    /// channel (default: gRPC's, see [`Backoff`]). While the channel waits
+    /// to try again, calls fail at once with `UNAVAILABLE` and the last
+    /// attempt's error, unless they [wait for
+    /// ready](crate::Request::set_wait_for_ready).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The shortest time a connection attempt may take: opening the byte
+    /// stream (the TCP connect, DNS included), TLS and the HTTP/2 handshake
+    /// (default 20 s, gRPC's minimum connect timeout). An attempt may run
+    /// as long as its backoff delay when that is longer.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -189,6 +222,7 @@ impl ChannelBuilder {
         Ok(Inner {
             runtime,
             keepalive,
+            backoff: Arc::new(BackoffState::default()),
             config: self,
             current: Mutex::new(None),
             connect_lock: futures::lock::Mutex::new(()),
@@ -224,28 +258,112 @@ impl ChannelBuilder {
                 self.authority = authority;
             }
         }
+        self.connect_endpoint(Endpoint::Addr(addr)).await
+    }
+
+    /// Connects to a target URI now, and reconnects there after a failure:
+    ///
+    /// - `http://host:port` (port 80 by default): plaintext HTTP/2;
+    /// - `https://host:port` (443): TLS (feature `tls`), with the
+    ///   [config](Self::tls) given, else one trusting the Mozilla roots;
+    /// - `dns:///host:port`, or `host:port` (443): plaintext unless a TLS
+    ///   config is given;
+    /// - `unix:///absolute/path` or `unix:relative/path`: a Unix domain
+    ///   socket.
+    ///
+    /// A host name is resolved at every connection attempt (so a failed
+    /// connection re-resolves), through the runtime's
+    /// [`resolve`](crate::rt::Runtime::resolve); the addresses are tried in
+    /// turn until one connects (pick-first). The `:authority` of the calls
+    /// is `host:port` unless [`authority`](Self::authority) set another.
+    /// A target that cannot be parsed is an error
+    /// ([`Error::is_invalid_target`]); a name that does not resolve fails
+    /// the connect, and later calls with `UNAVAILABLE`, saying which name.
+    pub async fn connect_to(self, target: &str) -> Result<Channel, Error> {
+        let (builder, endpoint) = self.for_target(target)?;
+        builder.connect_endpoint(endpoint).await
+    }
+
+    /// [`connect_to`](Self::connect_to), without connecting now: the first
+    /// call connects (and a failure there is its `UNAVAILABLE` status). The
+    /// target is parsed now.
+    pub fn connect_to_lazy(self, target: &str) -> Result<Channel, Error> {
+        let (builder, endpoint) = self.for_target(target)?;
+        let runtime = crate::rt::or_default(builder.runtime.clone())?;
+        let dial = builder.dialer(runtime, endpoint)?;
+        builder.connect_lazy(move || dial.dial())
+    }
+
+    /// The builder (TLS and authority as the target asks) and the endpoint
+    /// of `target`.
+    fn for_target(mut self, target: &str) -> Result<(Self, Endpoint), Error> {
+        let target = Target::parse(target).map_err(|bad| Error::invalid_target(bad.to_string()))?;
+        let endpoint = match target {
+            Target::Host { host, port, tls } => {
+                if tls {
+                    self = self.tls_for_https(target_text(&host, port))?;
+                }
+                if self.authority == Authority::from_static("localhost") {
+                    if let Ok(authority) = Authority::try_from(target_text(&host, port)) {
+                        self.authority = authority;
+                    }
+                }
+                Endpoint::Name { host, port }
+            }
+            Target::Unix(path) => Endpoint::Unix(path),
+        };
+        Ok((self, endpoint))
+    }
+
+    /// `https://` asks for TLS: the config given, or a default one.
+    #[cfg(feature = "tls")]
+    fn tls_for_https(mut self, _target: String) -> Result<Self, Error> {
+        if self.tls.is_none() {
+            self = self.tls(crate::tls::ClientTlsConfig::new());
+        }
+        Ok(self)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn tls_for_https(self, target: String) -> Result<Self, Error> {
+        Err(Error::invalid_target(format!(
+            "https://{target} needs p2p-grpc's `tls` feature"
+        )))
+    }
+
+    /// Connects to `endpoint` now (the first connection's error is returned
+    /// as it is: the socket's, TLS's, or the handshake's), and reconnects
+    /// there after a failure.
+    async fn connect_endpoint(self, endpoint: Endpoint) -> Result<Channel, Error> {
         let runtime = crate::rt::or_default(self.runtime.clone())?;
-        let dial = self.tcp_dialer(runtime.clone(), addr)?;
+        let dial = self.dialer(runtime.clone(), endpoint)?;
         let first = dial.clone();
+        let connect_timeout = self.connect_timeout;
         let channel = self.connect_lazy(move || dial.dial())?;
-        // The first connection is made here, so that its error (the
-        // socket's, TLS's, or the handshake's) is returned as it is.
-        let io = first.dial_typed().await?;
+        let io = handshake::limited(
+            first.dial_typed(),
+            &runtime,
+            connect_timeout,
+            None,
+            "connecting",
+        )
+        .await?;
         let connection = channel.inner.handshake(io).await?;
+        channel.inner.backoff.succeeded();
         *channel.inner.lock_current() = Some(connection);
         Ok(channel)
     }
 
-    /// How this builder's channels open a connection to `addr`.
-    fn tcp_dialer(&self, runtime: SharedRuntime, addr: SocketAddr) -> Result<TcpDialer, Error> {
+    /// How this builder's channels open a connection to `endpoint`.
+    fn dialer(&self, runtime: SharedRuntime, endpoint: Endpoint) -> Result<Dialer, Error> {
         #[cfg(feature = "tls")]
         let tls = match &self.tls {
             Some(config) => Some(crate::tls::Connector::new(config).map_err(Error::tls)?),
             None => None,
         };
-        Ok(TcpDialer {
+        Ok(Dialer {
             runtime,
-            addr,
+            endpoint: Arc::new(endpoint),
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "tls")]
@@ -256,11 +374,31 @@ impl ChannelBuilder {
     }
 }
 
-/// Opens one connection: TCP, then TLS when configured.
+/// `host:port`, with brackets around an IPv6 address.
+fn target_text(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Where a [`Dialer`] connects.
+#[derive(Debug)]
+enum Endpoint {
+    /// One socket address.
+    Addr(SocketAddr),
+    /// A name, resolved at every attempt; its addresses tried in turn.
+    Name { host: String, port: u16 },
+    /// A Unix domain socket.
+    Unix(std::path::PathBuf),
+}
+
+/// Opens one connection: the byte stream, then TLS when configured.
 #[derive(Clone)]
-struct TcpDialer {
+struct Dialer {
     runtime: SharedRuntime,
-    addr: SocketAddr,
+    endpoint: Arc<Endpoint>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::Connector>,
     #[cfg(feature = "tls")]
@@ -269,11 +407,11 @@ struct TcpDialer {
     handshake_timeout: Duration,
 }
 
-impl TcpDialer {
+impl Dialer {
     /// A fresh connection, with its error typed ([`Error::as_tls`] for a
     /// failed TLS handshake).
     async fn dial_typed(&self) -> Result<BoxIo, Error> {
-        let io = self.runtime.tcp_connect(self.addr).await?;
+        let io = self.open().await?;
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return handshake::limited(
@@ -286,6 +424,41 @@ impl TcpDialer {
             .await;
         }
         Ok(io)
+    }
+
+    /// The byte stream: a TCP connection (to the first address of a name
+    /// that accepts one), or a Unix socket.
+    async fn open(&self) -> io::Result<BoxIo> {
+        match &*self.endpoint {
+            Endpoint::Addr(addr) => self.runtime.tcp_connect(*addr).await,
+            Endpoint::Name { host, port } => {
+                let addrs = self.runtime.resolve(host, *port).await.map_err(|err| {
+                    io::Error::new(err.kind(), format!("resolving {host:?} failed: {err}"))
+                })?;
+                let mut failures = Vec::new();
+                for addr in &addrs {
+                    match self.runtime.tcp_connect(*addr).await {
+                        Ok(io) => return Ok(io),
+                        Err(err) => failures.push(format!("{addr}: {err}")),
+                    }
+                }
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    if addrs.is_empty() {
+                        format!("{host:?} resolved to no address")
+                    } else {
+                        format!("no address of {host:?} accepted: {}", failures.join("; "))
+                    },
+                ))
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => crate::rt::unix_connect(path.clone()).await,
+            #[cfg(not(unix))]
+            Endpoint::Unix(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "Unix domain sockets need a Unix system",
+            )),
+        }
     }
 
     /// [`dial_typed`](Self::dial_typed), for a [`Connector`].
@@ -313,6 +486,7 @@ impl Connection {
 struct Inner {
     runtime: SharedRuntime,
     keepalive: Option<ClientKeepAlive>,
+    backoff: Arc<BackoffState>,
     config: ChannelBuilder,
     current: Mutex<Option<Connection>>,
     connect_lock: futures::lock::Mutex<()>,
@@ -391,28 +565,90 @@ impl Inner {
     }
 
     /// The live connection, opening a new one through the connector when
-    /// there is none.
-    async fn connection(&self) -> Result<Connection, Status> {
-        if let Some(connection) = self.live() {
-            return Ok(connection);
+    /// there is none. While the channel backs off after a failed attempt,
+    /// fails at once with that attempt's error, or (`wait_for_ready`)
+    /// waits and tries again until the call's deadline ends the wait.
+    async fn connection(&self, wait_for_ready: bool) -> Result<Connection, Status> {
+        loop {
+            if let Some(connection) = self.live() {
+                return Ok(connection);
+            }
+            let Some(connector) = &self.connector else {
+                return Err(Status::unavailable("connection closed"));
+            };
+            if let Some((status, wait)) = self.backoff.waiting() {
+                if !wait_for_ready {
+                    return Err(status);
+                }
+                wait.await;
+                continue;
+            }
+            let _connecting = self.connect_lock.lock().await;
+            if let Some(connection) = self.live() {
+                return Ok(connection);
+            }
+            if self.backoff.waiting().is_some() {
+                // Another call's attempt failed while this one queued.
+                continue;
+            }
+            match self.attempt(connector.as_ref()).await {
+                Ok(connection) => {
+                    *self.lock_current() = Some(connection.clone());
+                    return Ok(connection);
+                }
+                Err(status) if wait_for_ready => {
+                    tracing::debug!(%status, "connection attempt failed; waiting to retry");
+                }
+                Err(status) => return Err(status),
+            }
         }
-        let Some(connector) = &self.connector else {
-            return Err(Status::unavailable("connection closed"));
+    }
+
+    /// One connection attempt, under the connect timeout; a failure starts
+    /// the backoff wait, counted from the attempt's start.
+    async fn attempt(&self, connector: &dyn Connector) -> Result<Connection, Status> {
+        let backoff = self.config.backoff;
+        let delay = backoff.delay(self.backoff.attempt(), fastrand::f64());
+        let next_attempt = self.runtime.sleep(delay);
+        let limit = delay.max(self.config.connect_timeout);
+        let result = handshake::limited(
+            async {
+                Ok::<_, Error>(
+                    async {
+                        let io = connector.connect().await.map_err(|err| {
+                            Status::unavailable(format!("connecting failed: {err}"))
+                        })?;
+                        self.handshake(io).await.map_err(|err| {
+                            Status::unavailable(format!("HTTP/2 handshake failed: {err}"))
+                        })
+                    }
+                    .await,
+                )
+            },
+            &self.runtime,
+            limit,
+            None,
+            "connecting",
+        )
+        .await;
+        let status = match result {
+            Ok(Ok(connection)) => {
+                self.backoff.succeeded();
+                return Ok(connection);
+            }
+            Ok(Err(status)) => status,
+            Err(timeout) => Status::unavailable(format!(
+                "connecting failed: no connection within {limit:?} ({timeout})"
+            )),
         };
-        let _connecting = self.connect_lock.lock().await;
-        if let Some(connection) = self.live() {
-            return Ok(connection);
-        }
-        let io = connector
-            .connect()
-            .await
-            .map_err(|err| Status::unavailable(format!("connecting failed: {err}")))?;
-        let connection = self
-            .handshake(io)
-            .await
-            .map_err(|err| Status::unavailable(format!("HTTP/2 handshake failed: {err}")))?;
-        *self.lock_current() = Some(connection.clone());
-        Ok(connection)
+        tracing::debug!(%status, ?delay, "connection attempt failed; backing off");
+        self.backoff.failed(status.clone());
+        let state = self.backoff.clone();
+        self.runtime.spawn(Box::pin(async move {
+            next_attempt.await;
+            state.wait_over();
+        }));
+        Err(status)
     }
 }
 
@@ -474,21 +710,28 @@ impl Channel {
         &self.inner.config.authority
     }
 
+    pub(crate) fn scheme(&self) -> &Scheme {
+        &self.inner.config.scheme
+    }
+
     pub(crate) fn user_agent(&self) -> &HeaderValue {
         &self.inner.config.user_agent
     }
 
     /// A handle ready to open a stream, with the flag of its connection. A
     /// broken connection is replaced (once) when the channel can reconnect.
-    pub(crate) async fn ready(&self) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {
-        let connection = self.inner.connection().await?;
+    pub(crate) async fn ready(
+        &self,
+        wait_for_ready: bool,
+    ) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {
+        let connection = self.inner.connection(wait_for_ready).await?;
         let flag = connection.flag();
         match connection.send.ready().await {
             Ok(send) => Ok((send, flag)),
             Err(err) if self.inner.connector.is_some() => {
                 tracing::debug!(%err, "connection broke; reconnecting");
                 flag.mark_broken();
-                let connection = self.inner.connection().await?;
+                let connection = self.inner.connection(wait_for_ready).await?;
                 let flag = connection.flag();
                 let send = connection
                     .send

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::{Stream, StreamExt};
 use h2::SendStream;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Uri};
 
 use super::Channel;
@@ -89,12 +89,15 @@ impl Grpc {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
+        let wait = request.wait_for_ready();
         let timeout = request.timeout();
         let (metadata, _, message) = request.into_parts();
         let payload = self.encode(&message)?;
         let mut deadline = self.deadline(timeout);
         let call = async {
-            let (metadata, body) = self.send_one(path, &metadata, timeout, payload).await?;
+            let (metadata, body) = self
+                .send_one(path, &metadata, (timeout, wait), payload)
+                .await?;
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages).await
         };
@@ -111,11 +114,12 @@ impl Grpc {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
+        let wait = request.wait_for_ready();
         let timeout = request.timeout();
         let (metadata, _, message) = request.into_parts();
         let payload = self.encode(&message)?;
         let mut deadline = self.deadline(timeout);
-        let call = self.send_one(path, &metadata, timeout, payload);
+        let call = self.send_one(path, &metadata, (timeout, wait), payload);
         let (metadata, mut body) = deadline::race(&mut deadline, call).await?;
         body.set_deadline(deadline);
         body.set_headers(metadata.clone());
@@ -137,12 +141,13 @@ impl Grpc {
         Req: prost::Message + 'static,
         Resp: prost::Message + Default,
     {
+        let wait = request.wait_for_ready();
         let timeout = request.timeout();
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let call = async {
-            let (response, send) = self.start(path, &metadata, timeout).await?;
+            let (response, send) = self.start(path, &metadata, (timeout, wait)).await?;
             let mut pump = pin!(self.pump(send, messages, switch));
             let mut pump_done = false;
             let mut answer = pin!(async {
@@ -193,12 +198,13 @@ impl Grpc {
         Req: prost::Message + 'static,
         Resp: prost::Message + Default,
     {
+        let wait = request.wait_for_ready();
         let timeout = request.timeout();
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let (head, send) =
-            deadline::race(&mut deadline, self.start(path, &metadata, timeout)).await?;
+            deadline::race(&mut deadline, self.start(path, &metadata, (timeout, wait))).await?;
         let (cancel, cancelled) = oneshot::channel::<()>();
         let pump = self.clone().pump_owned(send, messages, switch);
         self.channel.runtime().spawn(Box::pin(async move {
@@ -227,14 +233,15 @@ impl Grpc {
         timeout.map(|timeout| self.channel.runtime().sleep(timeout))
     }
 
-    /// Opens the HTTP/2 stream of a call and sends its headers.
+    /// Opens the HTTP/2 stream of a call and sends its headers. `options`:
+    /// the call's timeout, and whether it waits for the channel to be ready.
     async fn start(
         &self,
         path: &'static str,
         metadata: &MetadataMap,
-        timeout: Option<Duration>,
+        (timeout, wait_for_ready): (Option<Duration>, bool),
     ) -> Result<(PendingHead, SendStream<Bytes>), Status> {
-        let (mut send_request, flag) = self.channel.ready().await?;
+        let (mut send_request, flag) = self.channel.ready(wait_for_ready).await?;
         let request = self.request_head(path, metadata, timeout)?;
         let (response, send) = send_request.send_request(request, false).map_err(|err| {
             flag.observe(&err);
@@ -258,7 +265,7 @@ impl Grpc {
         timeout: Option<Duration>,
     ) -> Result<http::Request<()>, Status> {
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(self.channel.scheme().clone());
         parts.authority = Some(self.channel.authority().clone());
         parts.path_and_query = Some(PathAndQuery::from_static(path));
         let uri = Uri::from_parts(parts)
@@ -304,12 +311,12 @@ impl Grpc {
         &self,
         path: &'static str,
         metadata: &MetadataMap,
-        timeout: Option<Duration>,
+        options: (Option<Duration>, bool),
         payload: Bytes,
     ) -> Result<(MetadataMap, RecvBody), Status> {
         let mut attempt = 1;
         loop {
-            let (head, mut send) = self.start(path, metadata, timeout).await?;
+            let (head, mut send) = self.start(path, metadata, options).await?;
             // A failed send means the server already answered (or the stream
             // broke): the response says which.
             let _ = send_single(&mut send, payload.clone());

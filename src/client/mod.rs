@@ -1,8 +1,13 @@
 //! The client: a [`Channel`] over one HTTP/2 connection and [`Grpc`], the
 //! typed calls of the four kinds that generated clients wrap.
 
+mod backoff;
 mod channel;
 mod grpc;
+mod target;
 
-pub use self::channel::{Channel, ChannelBuilder, Connector, MIN_KEEPALIVE_INTERVAL, USER_AGENT};
+pub use self::backoff::Backoff;
+pub use self::channel::{
+    Channel, ChannelBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, MIN_KEEPALIVE_INTERVAL, USER_AGENT,
+};
 pub use self::grpc::Grpc;

@@ -16,7 +16,7 @@ use async_io::Async;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 
-use super::{Connecting, Incoming};
+use super::{Connecting, Incoming, Resolving};
 use crate::io::BoxIo;
 
 /// Connects to `addr`, with `TCP_NODELAY` set.
@@ -26,6 +26,45 @@ pub(crate) fn connect(addr: SocketAddr) -> Connecting {
         stream.get_ref().set_nodelay(true)?;
         Ok(Box::new(AsyncIoTcp::new(stream)) as BoxIo)
     })
+}
+
+/// Resolves `host:port` with the system's resolver on the `blocking`
+/// thread pool (no executor needed); an IP address needs no lookup.
+pub(crate) fn resolve(host: &str, port: u16) -> Resolving {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Box::pin(std::future::ready(Ok(vec![SocketAddr::new(ip, port)])));
+    }
+    let host = host.to_owned();
+    Box::pin(blocking::unblock(move || {
+        use std::net::ToSocketAddrs;
+        Ok((host.as_str(), port).to_socket_addrs()?.collect())
+    }))
+}
+
+/// Connects to the Unix domain socket at `path`.
+#[cfg(unix)]
+pub(crate) fn unix_connect(path: std::path::PathBuf) -> Connecting {
+    Box::pin(async move {
+        let stream = Async::<std::os::unix::net::UnixStream>::connect(&path).await?;
+        Ok(Box::new(stream) as BoxIo)
+    })
+}
+
+/// The connections a Unix domain socket `listener` accepts.
+#[cfg(unix)]
+pub(crate) fn unix_incoming(
+    listener: std::os::unix::net::UnixListener,
+) -> io::Result<futures::stream::BoxStream<'static, io::Result<BoxIo>>> {
+    let listener = Async::new(listener)?;
+    Ok(futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener
+            .accept()
+            .await
+            .map(|(stream, _)| Box::new(stream) as BoxIo);
+        Some((accepted, listener))
+    })
+    .boxed())
 }
 
 /// The connections `listener` accepts, each with `TCP_NODELAY` set.

@@ -30,6 +30,8 @@ use crate::error::Error;
 use crate::io::BoxIo;
 
 pub(crate) mod async_io;
+#[cfg(unix)]
+pub(crate) use self::async_io::{unix_connect, unix_incoming};
 #[cfg(feature = "async-std")]
 mod async_std;
 #[cfg(feature = "smol")]
@@ -57,6 +59,9 @@ pub type Connecting = Pin<Box<dyn Future<Output = io::Result<BoxIo>> + Send + 's
 /// as returned by [`Runtime::tcp_incoming`].
 pub type Incoming = Pin<Box<dyn Stream<Item = io::Result<(BoxIo, SocketAddr)>> + Send + 'static>>;
 
+/// A host name being resolved, as returned by [`Runtime::resolve`].
+pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static>>;
+
 /// An async executor, as far as p2p-grpc needs one.
 ///
 /// Implementations must be cheap to call from any thread. Tasks handed to
@@ -77,6 +82,17 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// wake-ups do not cross threads.
     fn tcp_connect(&self, addr: SocketAddr) -> Connecting {
         async_io::connect(addr)
+    }
+
+    /// Resolves `host` (a DNS name, or an IP address) to the socket
+    /// addresses of `port`, in the order the system's resolver gives them,
+    /// for [`ChannelBuilder::connect_to`](crate::client::ChannelBuilder::connect_to).
+    ///
+    /// The default runs the system's `getaddrinfo` on a thread of the
+    /// `blocking` pool, which works under any executor; an IP address is
+    /// answered at once. Override it to use a resolver of your own.
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        async_io::resolve(host, port)
     }
 
     /// Turns a bound `listener` into the stream of connections it accepts,
@@ -107,6 +123,10 @@ impl<R: Runtime + ?Sized> Runtime for Arc<R> {
 
     fn tcp_incoming(&self, listener: TcpListener) -> io::Result<Incoming> {
         (**self).tcp_incoming(listener)
+    }
+
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        (**self).resolve(host, port)
     }
 }
 

@@ -12,7 +12,7 @@ use ::tokio::runtime::Handle;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 
-use super::{Connecting, Incoming, Runtime, Sleep, Task};
+use super::{Connecting, Incoming, Resolving, Runtime, Sleep, Task};
 use crate::io::BoxIo;
 
 /// Spawns on a tokio runtime through its [`Handle`], sleeps with
@@ -59,6 +59,19 @@ impl Runtime for TokioRuntime {
         Box::pin(async move {
             let stream = connecting.await.map_err(io::Error::other)??;
             Ok(Box::new(TokioIo(stream)) as BoxIo)
+        })
+    }
+
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Box::pin(std::future::ready(Ok(vec![SocketAddr::new(ip, port)])));
+        }
+        // tokio's resolver runs getaddrinfo on its blocking pool.
+        let lookup = self.handle.spawn(net::lookup_host((host.to_owned(), port)));
+        Box::pin(async move {
+            let addrs = lookup.await.map_err(io::Error::other)??;
+            Ok(addrs.collect())
         })
     }
 

@@ -584,6 +584,28 @@ impl Server {
         self.serve_listener(listener).await
     }
 
+    /// Binds a Unix domain socket at `path` and serves its connections
+    /// until shutdown (with [TLS](ServerBuilder::tls) when configured).
+    /// A socket file left at `path` by an earlier run is an error: remove
+    /// it first. Clients reach it with
+    /// `Channel::builder().connect_to("unix:///path")`.
+    #[cfg(unix)]
+    pub async fn serve_unix(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        self.serve_unix_listener(listener).await
+    }
+
+    /// Serves the connections a bound Unix domain socket `listener`
+    /// accepts, until shutdown.
+    #[cfg(unix)]
+    pub async fn serve_unix_listener(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> Result<(), Error> {
+        let incoming = crate::rt::unix_incoming(listener)?;
+        self.serve_incoming(incoming).await
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutdown.is_fired()

@@ -162,7 +162,7 @@ enum ClientAuth {
 ///
 /// let tls = ServerTlsConfig::new(Identity::from_pem_files("server.pem", "server.key")?)
 ///     .require_client_certificates(Certificate::from_pem_file("ca.pem")?);
-/// let server = p2p_grpc::Server::builder().tls(tls)?.build()?;
+/// let server = p2p_grpc::Server::builder().tls(tls).build()?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
