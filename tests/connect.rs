@@ -243,7 +243,7 @@ fn an_attempt_that_hangs_ends_at_the_connect_timeout() {
     let run = sim.block_on(async {
         let channel = Channel::builder()
             .runtime(sim.runtime())
-            .connect_lazy(|| futures::future::pending::<io::Result<BoxIo>>())
+            .connect_lazy(futures::future::pending::<io::Result<BoxIo>>)
             .unwrap();
         let status = echo(&channel).await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
@@ -257,7 +257,7 @@ fn an_attempt_that_hangs_ends_at_the_connect_timeout() {
                 initial: Duration::from_millis(100),
                 ..Backoff::default()
             })
-            .connect_lazy(|| futures::future::pending::<io::Result<BoxIo>>())
+            .connect_lazy(futures::future::pending::<io::Result<BoxIo>>)
             .unwrap();
         let before = sim.now();
         let _ = echo(&channel).await.unwrap_err();
