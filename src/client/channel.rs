@@ -591,7 +591,10 @@ impl Inner {
                 // Another call's attempt failed while this one queued.
                 continue;
             }
-            match self.attempt(connector.as_ref()).await {
+            // Boxed: connecting is rare, and its futures (the connector's,
+            // TLS, the HTTP/2 handshake) would otherwise make every call's
+            // future as large as all of them together.
+            match Box::pin(self.attempt(connector.as_ref())).await {
                 Ok(connection) => {
                     *self.lock_current() = Some(connection.clone());
                     return Ok(connection);
