@@ -16,6 +16,7 @@ use http::uri::{Authority, Scheme};
 use http::HeaderValue;
 
 use super::backoff::{Backoff, BackoffState};
+use super::balance::{Balancer, LoadBalancing};
 use super::target::Target;
 use crate::http2::errors::status_from_h2;
 pub use crate::http2::keepalive::MIN_CLIENT_INTERVAL as MIN_KEEPALIVE_INTERVAL;
@@ -238,6 +239,7 @@ impl ChannelBuilder {
         *inner.lock_current() = Some(connection);
         Ok(Channel {
             inner: Arc::new(inner),
+            balancer: None,
         })
     }
 
@@ -247,6 +249,7 @@ impl ChannelBuilder {
         let inner = self.into_inner(Some(Box::new(connector)))?;
         Ok(Channel {
             inner: Arc::new(inner),
+            balancer: None,
         })
     }
 
@@ -292,6 +295,36 @@ impl ChannelBuilder {
         let runtime = crate::rt::or_default(builder.runtime.clone())?;
         let dial = builder.dialer(runtime, endpoint)?;
         builder.connect_lazy(move || dial.dial())
+    }
+
+    /// A channel that spreads calls over several endpoints, each a target
+    /// as [`connect_to`](Self::connect_to) takes it, with one HTTP/2
+    /// connection per endpoint, opened at the first call that needs it.
+    ///
+    /// An endpoint whose connection fails leaves the rotation (its calls in
+    /// flight fail with `UNAVAILABLE`; the others are not touched); it is
+    /// reconnected in the background, within its own
+    /// [backoff](Self::backoff), and rejoins once connected. A call fails
+    /// with `UNAVAILABLE` only when no endpoint can be reached (or waits,
+    /// with [`wait_for_ready`](crate::Request::set_wait_for_ready)).
+    pub fn balance<'a>(
+        self,
+        targets: impl IntoIterator<Item = &'a str>,
+        policy: LoadBalancing,
+    ) -> Result<Channel, Error> {
+        let channels = targets
+            .into_iter()
+            .map(|target| self.clone().connect_to_lazy(target))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = channels.first() else {
+            return Err(Error::invalid_target(
+                "a balanced channel needs at least one target".to_owned(),
+            ));
+        };
+        Ok(Channel {
+            inner: first.inner.clone(),
+            balancer: Some(Arc::new(Balancer::new(channels, policy))),
+        })
     }
 
     /// The builder (TLS and authority as the target asks) and the endpoint
@@ -665,6 +698,8 @@ impl Inner {
 #[derive(Clone)]
 pub struct Channel {
     inner: Arc<Inner>,
+    /// A balanced channel's endpoints (`inner` is then the first one's).
+    balancer: Option<Arc<Balancer>>,
 }
 
 impl fmt::Debug for Channel {
@@ -673,6 +708,10 @@ impl fmt::Debug for Channel {
             .field("authority", &self.inner.config.authority)
             .field("connected", &self.is_connected())
             .field("reconnects", &self.inner.connector.is_some())
+            .field(
+                "endpoints",
+                &self.balancer.as_ref().map_or(1, |b| b.channels().count()),
+            )
             .finish()
     }
 }
@@ -702,7 +741,25 @@ impl Channel {
 
     /// Whether the channel holds a live connection now.
     pub fn is_connected(&self) -> bool {
-        self.inner.live().is_some()
+        match &self.balancer {
+            None => self.inner.live().is_some(),
+            Some(balancer) => balancer.channels().any(Channel::is_connected),
+        }
+    }
+
+    /// How many endpoints of a [balanced](ChannelBuilder::balance) channel
+    /// are connected now (1 or 0 for a channel of one endpoint).
+    pub fn connected_endpoints(&self) -> usize {
+        match &self.balancer {
+            None => usize::from(self.is_connected()),
+            Some(balancer) => balancer.channels().filter(|c| c.is_connected()).count(),
+        }
+    }
+
+    /// Whether the channel waits out a backoff delay after a failed
+    /// connection attempt.
+    pub(crate) fn is_backing_off(&self) -> bool {
+        self.inner.backoff.waiting().is_some()
     }
 
     pub(crate) fn runtime(&self) -> &SharedRuntime {
@@ -724,6 +781,17 @@ impl Channel {
     /// A handle ready to open a stream, with the flag of its connection. A
     /// broken connection is replaced (once) when the channel can reconnect.
     pub(crate) async fn ready(
+        &self,
+        wait_for_ready: bool,
+    ) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {
+        match &self.balancer {
+            None => self.ready_single(wait_for_ready).await,
+            Some(balancer) => balancer.ready(wait_for_ready).await,
+        }
+    }
+
+    /// [`ready`](Self::ready) on this channel's own connection.
+    pub(crate) async fn ready_single(
         &self,
         wait_for_ready: bool,
     ) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {

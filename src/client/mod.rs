@@ -2,11 +2,13 @@
 //! typed calls of the four kinds that generated clients wrap.
 
 mod backoff;
+mod balance;
 mod channel;
 mod grpc;
 mod target;
 
 pub use self::backoff::Backoff;
+pub use self::balance::LoadBalancing;
 pub use self::channel::{
     Channel, ChannelBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, MIN_KEEPALIVE_INTERVAL, USER_AGENT,
 };
