@@ -17,6 +17,7 @@ use http::HeaderValue;
 
 use super::backoff::{Backoff, BackoffState};
 use super::balance::{Balancer, LoadBalancing};
+use super::retry::{RetryPolicy, ServiceConfig, Throttle};
 use super::target::Target;
 use crate::http2::errors::status_from_h2;
 pub use crate::http2::keepalive::MIN_CLIENT_INTERVAL as MIN_KEEPALIVE_INTERVAL;
@@ -67,6 +68,7 @@ pub struct ChannelBuilder {
     keepalive_floor: Duration,
     backoff: Backoff,
     connect_timeout: Duration,
+    service_config: Option<Arc<ServiceConfig>>,
     /// `https` when the channel runs TLS itself.
     scheme: Scheme,
     #[cfg(feature = "tls")]
@@ -94,6 +96,7 @@ impl Default for ChannelBuilder {
             keepalive_floor: MIN_KEEPALIVE_INTERVAL,
             backoff: Backoff::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            service_config: None,
             scheme: Scheme::HTTP,
             #[cfg(feature = "tls")]
             tls: None,
@@ -190,6 +193,15 @@ impl ChannelBuilder {
         self
     }
 
+    /// Per-method retry policies and retry throttling (gRPC's proposal
+    /// A6), in code or from a service config's JSON
+    /// ([`ServiceConfig::from_json`]). Unary and server-streaming calls are
+    /// retried under them; client-streaming and bidi calls are not.
+    pub fn service_config(mut self, config: ServiceConfig) -> Self {
+        self.service_config = Some(Arc::new(config));
+        self
+    }
+
     /// The shortest time a connection attempt may take: opening the byte
     /// stream (the TCP connect, DNS included), TLS and the HTTP/2 handshake
     /// (default 20 s, gRPC's minimum connect timeout). An attempt may run
@@ -223,6 +235,7 @@ impl ChannelBuilder {
         Ok(Inner {
             runtime,
             keepalive,
+            throttle: self.service_config.as_ref().and_then(|c| c.throttle()),
             backoff: Arc::new(BackoffState::default()),
             config: self,
             current: Mutex::new(None),
@@ -519,6 +532,8 @@ impl Connection {
 struct Inner {
     runtime: SharedRuntime,
     keepalive: Option<ClientKeepAlive>,
+    /// Retry throttling, shared by every call of the channel.
+    throttle: Option<Throttle>,
     backoff: Arc<BackoffState>,
     config: ChannelBuilder,
     current: Mutex<Option<Connection>>,
@@ -768,6 +783,17 @@ impl Channel {
 
     pub(crate) fn authority(&self) -> &Authority {
         &self.inner.config.authority
+    }
+
+    /// The retry policy of the call `path`, and the channel's throttle.
+    pub(crate) fn retry_policy(&self, path: &str) -> (Option<&RetryPolicy>, Option<&Throttle>) {
+        let policy = self
+            .inner
+            .config
+            .service_config
+            .as_ref()
+            .and_then(|config| config.policy_for(path));
+        (policy, self.inner.throttle.as_ref())
     }
 
     pub(crate) fn scheme(&self) -> &Scheme {

@@ -3,7 +3,7 @@
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
@@ -12,6 +12,7 @@ use h2::SendStream;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Uri};
 
+use super::retry::Retries;
 use super::Channel;
 use crate::http2::deadline;
 use crate::http2::errors::status_from_h2;
@@ -89,14 +90,13 @@ impl Grpc {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let wait = request.wait_for_ready();
-        let timeout = request.timeout();
+        let mut attempt = Attempt::of(&request);
         let (metadata, _, message) = request.into_parts();
         let payload = self.encode(&message)?;
-        let mut deadline = self.deadline(timeout);
+        let mut deadline = self.deadline(attempt.timeout);
         let call = async {
             let (metadata, body) = self
-                .send_one(path, &metadata, (timeout, wait), payload)
+                .send_retried(path, &metadata, &mut attempt, payload)
                 .await?;
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages).await
@@ -114,12 +114,11 @@ impl Grpc {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let wait = request.wait_for_ready();
-        let timeout = request.timeout();
+        let mut attempt = Attempt::of(&request);
         let (metadata, _, message) = request.into_parts();
         let payload = self.encode(&message)?;
-        let mut deadline = self.deadline(timeout);
-        let call = self.send_one(path, &metadata, (timeout, wait), payload);
+        let mut deadline = self.deadline(attempt.timeout);
+        let call = self.send_retried(path, &metadata, &mut attempt, payload);
         let (metadata, mut body) = deadline::race(&mut deadline, call).await?;
         body.set_deadline(deadline);
         body.set_headers(metadata.clone());
@@ -141,13 +140,13 @@ impl Grpc {
         Req: prost::Message + 'static,
         Resp: prost::Message + Default,
     {
-        let wait = request.wait_for_ready();
-        let timeout = request.timeout();
+        let attempt = Attempt::of(&request);
+        let timeout = attempt.timeout;
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let call = async {
-            let (response, send) = self.start(path, &metadata, (timeout, wait)).await?;
+            let (response, send) = self.start(path, &metadata, &attempt).await?;
             let mut pump = pin!(self.pump(send, messages, switch));
             let mut pump_done = false;
             let mut answer = pin!(async {
@@ -198,13 +197,13 @@ impl Grpc {
         Req: prost::Message + 'static,
         Resp: prost::Message + Default,
     {
-        let wait = request.wait_for_ready();
-        let timeout = request.timeout();
+        let attempt = Attempt::of(&request);
+        let timeout = attempt.timeout;
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
         let mut deadline = self.deadline(timeout);
         let (head, send) =
-            deadline::race(&mut deadline, self.start(path, &metadata, (timeout, wait))).await?;
+            deadline::race(&mut deadline, self.start(path, &metadata, &attempt)).await?;
         let (cancel, cancelled) = oneshot::channel::<()>();
         let pump = self.clone().pump_owned(send, messages, switch);
         self.channel.runtime().spawn(Box::pin(async move {
@@ -233,16 +232,15 @@ impl Grpc {
         timeout.map(|timeout| self.channel.runtime().sleep(timeout))
     }
 
-    /// Opens the HTTP/2 stream of a call and sends its headers. `options`:
-    /// the call's timeout, and whether it waits for the channel to be ready.
+    /// Opens the HTTP/2 stream of a call's `attempt` and sends its headers.
     async fn start(
         &self,
         path: &'static str,
         metadata: &MetadataMap,
-        (timeout, wait_for_ready): (Option<Duration>, bool),
+        attempt: &Attempt,
     ) -> Result<(PendingHead, SendStream<Bytes>), Status> {
-        let (mut send_request, flag) = self.channel.ready(wait_for_ready).await?;
-        let request = self.request_head(path, metadata, timeout)?;
+        let (mut send_request, flag) = self.channel.ready(attempt.wait_for_ready).await?;
+        let request = self.request_head(path, metadata, attempt)?;
         let (response, send) = send_request.send_request(request, false).map_err(|err| {
             flag.observe(&err);
             status_from_h2(&err)
@@ -262,8 +260,9 @@ impl Grpc {
         &self,
         path: &'static str,
         metadata: &MetadataMap,
-        timeout: Option<Duration>,
+        attempt: &Attempt,
     ) -> Result<http::Request<()>, Status> {
+        let timeout = attempt.remaining();
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.channel.scheme().clone());
         parts.authority = Some(self.channel.authority().clone());
@@ -298,8 +297,54 @@ impl Grpc {
         if let Some(encoding) = self.send_compression {
             map.insert(headers::GRPC_ENCODING, encoding.header_value());
         }
+        if attempt.previous > 0 {
+            map.insert(
+                headers::GRPC_PREVIOUS_RPC_ATTEMPTS,
+                HeaderValue::from(attempt.previous),
+            );
+        }
         metadata.append_to(map);
         Ok(request)
+    }
+
+    /// [`send_one`](Self::send_one) under the method's retry policy: an
+    /// attempt that fails before the server committed (no response
+    /// headers) is made again as the policy, the throttle and the server's
+    /// pushback allow. The caller's deadline bounds the whole.
+    async fn send_retried(
+        &self,
+        path: &'static str,
+        metadata: &MetadataMap,
+        attempt: &mut Attempt,
+        payload: Bytes,
+    ) -> Result<(MetadataMap, RecvBody), Status> {
+        let (policy, throttle) = self.channel.retry_policy(path);
+        let mut retries = Retries::first();
+        loop {
+            match self
+                .send_one(path, metadata, attempt, payload.clone())
+                .await
+            {
+                Ok(committed) => {
+                    if let Some(throttle) = throttle {
+                        throttle.succeeded();
+                    }
+                    return Ok(committed);
+                }
+                Err(status) => {
+                    let Some(delay) =
+                        retries.next_delay(policy, throttle, &status, fastrand::f64())
+                    else {
+                        return Err(status);
+                    };
+                    tracing::debug!(path, %status, ?delay, attempt = retries.attempts, "retrying");
+                    if !delay.is_zero() {
+                        self.channel.runtime().sleep(delay).await;
+                    }
+                    attempt.previous = retries.attempts - 1;
+                }
+            }
+        }
     }
 
     /// Sends the one request message of a unary or server-streaming call
@@ -311,12 +356,12 @@ impl Grpc {
         &self,
         path: &'static str,
         metadata: &MetadataMap,
-        options: (Option<Duration>, bool),
+        call_attempt: &Attempt,
         payload: Bytes,
     ) -> Result<(MetadataMap, RecvBody), Status> {
         let mut attempt = 1;
         loop {
-            let (head, mut send) = self.start(path, metadata, options).await?;
+            let (head, mut send) = self.start(path, metadata, call_attempt).await?;
             // A failed send means the server already answered (or the stream
             // broke): the response says which.
             let _ = send_single(&mut send, payload.clone());
@@ -415,6 +460,38 @@ fn send_single(send: &mut SendStream<Bytes>, payload: Bytes) -> Result<(), h2::E
 /// How often a unary or server-streaming request refused before processing
 /// is sent, in all.
 const REFUSED_STREAM_ATTEMPTS: u32 = 4;
+
+/// What varies between the attempts of one call.
+#[derive(Debug)]
+struct Attempt {
+    /// The call's timeout, from its start.
+    timeout: Option<Duration>,
+    started: Instant,
+    wait_for_ready: bool,
+    /// Attempts made before this one (`grpc-previous-rpc-attempts`).
+    previous: u32,
+}
+
+impl Attempt {
+    fn of<T>(request: &Request<T>) -> Self {
+        Attempt {
+            timeout: request.timeout(),
+            started: Instant::now(),
+            wait_for_ready: request.wait_for_ready(),
+            previous: 0,
+        }
+    }
+
+    /// The timeout to send: what is left of the call's (the first attempt
+    /// sends it whole).
+    fn remaining(&self) -> Option<Duration> {
+        let timeout = self.timeout?;
+        if self.previous == 0 {
+            return Some(timeout);
+        }
+        Some(timeout.saturating_sub(self.started.elapsed()))
+    }
+}
 
 /// Reads the one message of a unary or client-streaming response, then its
 /// trailers.

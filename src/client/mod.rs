@@ -5,6 +5,7 @@ mod backoff;
 mod balance;
 mod channel;
 mod grpc;
+mod retry;
 mod target;
 
 pub use self::backoff::Backoff;
@@ -13,3 +14,4 @@ pub use self::channel::{
     Channel, ChannelBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, MIN_KEEPALIVE_INTERVAL, USER_AGENT,
 };
 pub use self::grpc::Grpc;
+pub use self::retry::{RetryPolicy, ServiceConfig, ServiceConfigError};

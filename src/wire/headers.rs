@@ -12,6 +12,13 @@ use http::HeaderName;
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 /// The percent-encoded status message.
 pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+/// The server's retry pushback (gRPC proposal A6): milliseconds to wait
+/// before retrying, or a negative value for "do not retry".
+pub(crate) const GRPC_RETRY_PUSHBACK_MS: HeaderName =
+    HeaderName::from_static("grpc-retry-pushback-ms");
+/// How many attempts of a call came before this one (proposal A6).
+pub(crate) const GRPC_PREVIOUS_RPC_ATTEMPTS: HeaderName =
+    HeaderName::from_static("grpc-previous-rpc-attempts");
 /// The base64 encoded `google.rpc.Status` (or any bytes) of a status.
 pub(crate) const GRPC_STATUS_DETAILS_BIN: HeaderName =
     HeaderName::from_static("grpc-status-details-bin");

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS};
 
-use super::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+use super::headers::{GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
 use super::metadata::{MetadataMap, BASE64};
 
 /// A gRPC status code.
@@ -190,6 +190,8 @@ struct StatusInner {
     message: String,
     details: Bytes,
     metadata: MetadataMap,
+    /// `grpc-retry-pushback-ms`: `Some(None)` is "do not retry".
+    pushback: Option<Option<std::time::Duration>>,
     /// The local error behind the status (never sent).
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -234,6 +236,7 @@ impl Status {
                 message: message.into(),
                 details,
                 metadata,
+                pushback: None,
                 source: None,
             }),
         }
@@ -299,6 +302,20 @@ impl Status {
         &self.inner.details
     }
 
+    /// Asks the client not to retry this call before `delay` has passed, or
+    /// (`None`) not at all: the `grpc-retry-pushback-ms` trailer of
+    /// gRPC's retry design, which a client retrying under a policy obeys.
+    pub fn with_retry_pushback(mut self, delay: Option<std::time::Duration>) -> Status {
+        self.inner.pushback = Some(delay);
+        self
+    }
+
+    /// The server's retry pushback, when it sent one: `Some(None)` means
+    /// "do not retry" (a negative or unreadable value).
+    pub fn retry_pushback(&self) -> Option<Option<std::time::Duration>> {
+        self.inner.pushback
+    }
+
     /// The custom metadata sent along (in the trailers).
     pub fn metadata(&self) -> &MetadataMap {
         &self.inner.metadata
@@ -329,6 +346,15 @@ impl Status {
                 headers.insert(GRPC_STATUS_DETAILS_BIN, value);
             }
         }
+        if let Some(pushback) = self.inner.pushback {
+            let value = match pushback {
+                Some(delay) => {
+                    HeaderValue::from(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+                }
+                None => HeaderValue::from_static("-1"),
+            };
+            headers.insert(GRPC_RETRY_PUSHBACK_MS, value);
+        }
         self.inner.metadata.append_to(headers);
     }
 
@@ -357,9 +383,18 @@ impl Status {
             .map(Bytes::from)
             .unwrap_or_default();
         let metadata = MetadataMap::from_headers_ref(headers);
-        Some(Status::with_details_and_metadata(
-            code, message, details, metadata,
-        ))
+        let mut status = Status::with_details_and_metadata(code, message, details, metadata);
+        if let Some(value) = headers.get(&GRPC_RETRY_PUSHBACK_MS) {
+            let millis = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok());
+            status.inner.pushback = Some(
+                millis
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(std::time::Duration::from_millis),
+            );
+        }
+        Some(status)
     }
 
     /// The gRPC spec's mapping of the HTTP status of a response that has no
