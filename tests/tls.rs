@@ -284,6 +284,50 @@ fn mutual_tls_refuses_a_client_without_a_certificate() {
 }
 
 #[test]
+fn the_authorisation_hook_sees_the_address_and_the_certificate() {
+    run(async {
+        let pki = pki();
+        let allowed = pki.ca.client("allowed");
+        let allowed_der =
+            rustls::pki_types::CertificateDer::from_pem_slice(allowed.cert.as_bytes())
+                .unwrap()
+                .to_vec();
+        let server = Server::builder()
+            .tls(
+                ServerTlsConfig::new(identity(&pki.server))
+                    .require_client_certificates(ca_certs(&pki.ca)),
+            )
+            .authorize(move |call| {
+                assert!(call.remote_addr().is_some_and(|a| a.ip().is_loopback()));
+                match call.peer_certificates().and_then(|chain| chain.first()) {
+                    Some(leaf) if leaf.as_der() == allowed_der.as_slice() => Ok(()),
+                    _ => Err(Status::permission_denied("not on the list")),
+                }
+            })
+            .add_service(Who)
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = server.clone();
+        runtime().spawn(Box::pin(async move {
+            let _ = serving.serve_listener(listener).await;
+        }));
+        let channel = connect(addr, trusting(&pki.ca).identity(identity(&allowed)))
+            .await
+            .unwrap();
+        who(&channel).await.unwrap();
+        // Same CA, another certificate: served TLS, refused by the hook.
+        let other = pki.ca.client("other");
+        let channel = connect(addr, trusting(&pki.ca).identity(identity(&other)))
+            .await
+            .unwrap();
+        let status = who(&channel).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    });
+}
+
+#[test]
 fn optional_client_certificates_accept_clients_with_and_without() {
     run(async {
         let pki = pki();

@@ -116,6 +116,22 @@ impl<'a> CallInfo<'a> {
     pub fn extensions(&self) -> &'a http::Extensions {
         self.extensions
     }
+
+    /// Over TCP: the client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.extensions
+            .get::<TcpConnectInfo>()
+            .map(|info| info.remote_addr)
+    }
+
+    /// Over TLS: the certificate chain the client presented, leaf first
+    /// (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn peer_certificates(&self) -> Option<&'a [crate::tls::Certificate]> {
+        self.extensions
+            .get::<crate::tls::PeerCertificates>()
+            .map(|certificates| certificates.chain())
+    }
 }
 
 type AuthorizeFn = dyn Fn(&CallInfo<'_>) -> Result<(), Status> + Send + Sync;
