@@ -114,6 +114,25 @@ fn failing(sim: &Sim, attempts: &Arc<Mutex<Vec<Duration>>>) -> impl p2p_grpc::cl
     }
 }
 
+/// A channel on `sim` whose every connection attempt fails, noted in
+/// `attempts`; `configure` sets the builder.
+fn failing_channel(
+    sim: &Sim,
+    attempts: &Arc<Mutex<Vec<Duration>>>,
+    configure: impl FnOnce(p2p_grpc::client::ChannelBuilder) -> p2p_grpc::client::ChannelBuilder,
+) -> Channel {
+    configure(Channel::builder().runtime(sim.runtime()))
+        .connect_lazy(failing(sim, attempts))
+        .unwrap()
+}
+
+/// A request that waits through the backoff for up to `timeout`.
+fn waiting(timeout: Duration) -> Request<Msg> {
+    let mut request = Request::new(Msg::text("hi")).with_timeout(timeout);
+    request.set_wait_for_ready(true);
+    request
+}
+
 /// The attempt instants the spec's formula gives (`jitter` 0), up to `end`.
 fn spec_instants(end: Duration) -> Vec<Duration> {
     let backoff = Backoff::default();
@@ -134,18 +153,14 @@ fn a_waiting_call_retries_at_the_instants_of_the_spec() {
     let sim = Sim::new();
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let run = sim.block_on(async {
-        let channel = Channel::builder()
-            .runtime(sim.runtime())
-            .backoff(Backoff {
+        let channel = failing_channel(&sim, &attempts, |b| {
+            b.backoff(Backoff {
                 jitter: 0.0,
                 ..Backoff::default()
             })
-            .connect_lazy(failing(&sim, &attempts))
-            .unwrap();
-        let mut request = Request::new(Msg::text("hi")).with_timeout(Duration::from_secs(600));
-        request.set_wait_for_ready(true);
+        });
         let status = Grpc::new(channel)
-            .unary::<_, Msg>(request, UNARY)
+            .unary::<_, Msg>(waiting(Duration::from_secs(600)), UNARY)
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -170,13 +185,10 @@ fn jitter_keeps_each_delay_within_a_fifth_of_the_formula() {
     let sim = Sim::new();
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let run = sim.block_on(async {
-        let channel = Channel::builder()
-            .runtime(sim.runtime())
-            .connect_lazy(failing(&sim, &attempts))
-            .unwrap();
-        let mut request = Request::new(Msg::text("hi")).with_timeout(Duration::from_secs(900));
-        request.set_wait_for_ready(true);
-        let _ = Grpc::new(channel).unary::<_, Msg>(request, UNARY).await;
+        let channel = failing_channel(&sim, &attempts, |b| b);
+        let _ = Grpc::new(channel)
+            .unary::<_, Msg>(waiting(Duration::from_secs(900)), UNARY)
+            .await;
     });
     run.unwrap();
     let attempts = attempts.lock().unwrap().clone();
@@ -214,10 +226,7 @@ fn calls_fail_fast_while_the_channel_backs_off() {
     let sim = Sim::new();
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let run = sim.block_on(async {
-        let channel = Channel::builder()
-            .runtime(sim.runtime())
-            .connect_lazy(failing(&sim, &attempts))
-            .unwrap();
+        let channel = failing_channel(&sim, &attempts, |b| b);
         let first = echo(&channel).await.unwrap_err();
         assert_eq!(first.code(), Code::Unavailable);
         assert!(first.message().contains("refused"), "{first:?}");
@@ -308,10 +317,10 @@ fn a_success_resets_the_backoff() {
             })
             .connect_lazy(connector)
             .unwrap();
-        let mut request = Request::new(Msg::text("hi")).with_timeout(Duration::from_secs(60));
-        request.set_wait_for_ready(true);
         let grpc = Grpc::new(channel.clone());
-        grpc.unary::<_, Msg>(request, UNARY).await.unwrap();
+        grpc.unary::<_, Msg>(waiting(Duration::from_secs(60)), UNARY)
+            .await
+            .unwrap();
         // Attempts at 0 and 1 s failed; the one at 2.6 s connected.
         assert_eq!(
             *attempts.lock().unwrap(),
@@ -327,9 +336,10 @@ fn a_success_resets_the_backoff() {
             sim.runtime().sleep(Duration::from_millis(1)).await;
         }
         let lost = sim.now();
-        let mut request = Request::new(Msg::text("hi")).with_timeout(Duration::from_millis(1500));
-        request.set_wait_for_ready(true);
-        let status = grpc.unary::<_, Msg>(request, UNARY).await.unwrap_err();
+        let status = grpc
+            .unary::<_, Msg>(waiting(Duration::from_millis(1500)), UNARY)
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
         assert_eq!(
             attempts.lock().unwrap()[3..],

@@ -82,11 +82,16 @@ fn tls_server(config: ServerTlsConfig) -> (Server, SocketAddr) {
         .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    serve_on(&server, listener);
+    (server, addr)
+}
+
+/// Serves `server` on `listener` in the background.
+fn serve_on(server: &Server, listener: std::net::TcpListener) {
     let serving = server.clone();
     runtime().spawn(Box::pin(async move {
         let _ = serving.serve_listener(listener).await;
     }));
-    (server, addr)
 }
 
 async fn connect(addr: SocketAddr, tls: ClientTlsConfig) -> Result<Channel, p2p_grpc::Error> {
@@ -220,10 +225,7 @@ fn a_reconnecting_channel_runs_tls_again_and_reports_its_failure() {
             .add_service(Who)
             .build()
             .unwrap();
-        let serving = impostor_server.clone();
-        runtime().spawn(Box::pin(async move {
-            let _ = serving.serve_listener(listener).await;
-        }));
+        serve_on(&impostor_server, listener);
         common::until(|| !channel.is_connected()).await;
         let status = who(&channel).await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -309,10 +311,7 @@ fn the_authorisation_hook_sees_the_address_and_the_certificate() {
             .unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let serving = server.clone();
-        runtime().spawn(Box::pin(async move {
-            let _ = serving.serve_listener(listener).await;
-        }));
+        serve_on(&server, listener);
         let channel = connect(addr, trusting(&pki.ca).identity(identity(&allowed)))
             .await
             .unwrap();

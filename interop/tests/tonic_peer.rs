@@ -45,26 +45,32 @@ fn tonic_runtime() -> &'static Runtime {
 /// Address of the tonic interop server (started on first use).
 fn tonic_server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let runtime = tonic_runtime();
-        // Binding needs the tokio runtime's reactor: enter it.
-        let _entered = runtime.enter();
-        let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
-            .expect("binds")
-            .with_nodelay(Some(true));
-        let addr = incoming.local_addr().unwrap();
-        let service = EchoTrailers(
-            TestServiceServer::new(TonicTestService)
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip),
-        );
-        runtime.spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(incoming),
-        );
-        addr
-    })
+    *ADDR.get_or_init(|| start_tonic(None))
+}
+
+/// Starts tonic's interop server on the tonic runtime (with TLS when
+/// given an identity); returns its address.
+fn start_tonic(tls: Option<tonic::transport::Identity>) -> SocketAddr {
+    let runtime = tonic_runtime();
+    // Binding needs the tokio runtime's reactor: enter it.
+    let _entered = runtime.enter();
+    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+        .expect("binds")
+        .with_nodelay(Some(true));
+    let addr = incoming.local_addr().unwrap();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .expect("tonic takes the TLS config");
+    }
+    let service = EchoTrailers(
+        TestServiceServer::new(TonicTestService)
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip),
+    );
+    runtime.spawn(builder.add_service(service).serve_with_incoming(incoming));
+    addr
 }
 
 /// Runs `work` on the tonic runtime and waits for it from our runtime;
@@ -426,24 +432,10 @@ fn tonic_tls_server() -> SocketAddr {
     use p2p_grpc_interop::cli::test_certs;
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        let runtime = tonic_runtime();
-        let _entered = runtime.enter();
-        let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
-            .expect("binds")
-            .with_nodelay(Some(true));
-        let addr = incoming.local_addr().unwrap();
-        let identity =
-            tonic::transport::Identity::from_pem(test_certs::SERVER_CERT, test_certs::SERVER_KEY);
-        let router = tonic::transport::Server::builder()
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .expect("tonic takes the TLS config")
-            .add_service(EchoTrailers(
-                TestServiceServer::new(TonicTestService)
-                    .send_compressed(CompressionEncoding::Gzip)
-                    .accept_compressed(CompressionEncoding::Gzip),
-            ));
-        runtime.spawn(router.serve_with_incoming(incoming));
-        addr
+        start_tonic(Some(tonic::transport::Identity::from_pem(
+            test_certs::SERVER_CERT,
+            test_certs::SERVER_KEY,
+        )))
     })
 }
 
@@ -484,16 +476,7 @@ fn tonic_client_over_tls_against_our_server() {
                 .await
                 .expect("tonic connects to our server over TLS");
             let mut client = TestServiceClient::new(channel);
-            let response = client
-                .unary_call(tonic_pb::SimpleRequest {
-                    response_size: 314_159,
-                    payload: zeros(271_828),
-                    ..Default::default()
-                })
-                .await
-                .expect("UnaryCall over TLS")
-                .into_inner();
-            assert_eq!(body_len(&response.payload), 314_159);
+            tonic_large_unary(&mut client).await;
             let requests =
                 futures::stream::iter((1..=4).map(|size| tonic_pb::StreamingOutputCallRequest {
                     response_parameters: vec![params(size * 1000)],
@@ -536,6 +519,20 @@ async fn tonic_client(addr: SocketAddr) -> TestServiceClient<tonic::transport::C
         .expect("tonic connects to our server")
 }
 
+/// The interop `large_unary` case, from tonic's client.
+async fn tonic_large_unary(client: &mut TestServiceClient<tonic::transport::Channel>) {
+    let response = client
+        .unary_call(tonic_pb::SimpleRequest {
+            response_size: 314_159,
+            payload: zeros(271_828),
+            ..Default::default()
+        })
+        .await
+        .expect("UnaryCall")
+        .into_inner();
+    assert_eq!(body_len(&response.payload), 314_159);
+}
+
 fn zeros(size: usize) -> Option<tonic_pb::Payload> {
     Some(tonic_pb::Payload {
         r#type: 0,
@@ -562,16 +559,7 @@ fn tonic_client_unary() {
             .empty_call(tonic_pb::Empty {})
             .await
             .expect("EmptyCall");
-        let response = client
-            .unary_call(tonic_pb::SimpleRequest {
-                response_size: 314_159,
-                payload: zeros(271_828),
-                ..Default::default()
-            })
-            .await
-            .expect("UnaryCall")
-            .into_inner();
-        assert_eq!(body_len(&response.payload), 314_159);
+        tonic_large_unary(&mut client).await;
     });
 }
 
