@@ -26,7 +26,11 @@ enum Answer {
     Fail(u8, Option<&'static str>),
     /// Response headers, then trailers with this code: committed.
     FailAfterHeaders(u8),
-    /// Two messages, then OK.
+    /// Trailers-Only with this code as soon as the headers are in, before
+    /// reading any request.
+    FailAtOnce(u8),
+    /// OK: two messages for `Expand` and `Chat`, else one with the request
+    /// texts joined.
     Ok,
 }
 
@@ -34,8 +38,21 @@ enum Answer {
 /// `grpc-timeout`.
 type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
 
+/// The request texts each attempt received (in attempt order).
+type Received = Arc<Mutex<Vec<Vec<String>>>>;
+
 async fn scripted(script: Vec<Answer>, config: Option<ServiceConfig>) -> (Channel, Seen) {
+    let (channel, seen, _) = scripted_with_bodies(script, config).await;
+    (channel, seen)
+}
+
+async fn scripted_with_bodies(
+    script: Vec<Answer>,
+    config: Option<ServiceConfig>,
+) -> (Channel, Seen, Received) {
     let seen: Seen = Arc::default();
+    let received: Received = Arc::default();
+    let bodies = received.clone();
     let (client_io, server_io) = p2p_grpc::io::duplex(256 * 1024);
     let log = seen.clone();
     runtime().spawn(Box::pin(async move {
@@ -51,25 +68,51 @@ async fn scripted(script: Vec<Answer>, config: Option<ServiceConfig>) -> (Channe
             let seen = (header("grpc-previous-rpc-attempts"), header("grpc-timeout"));
             log.lock().unwrap().push(seen);
             let answer = script.get(attempt).copied().unwrap_or(Answer::Ok);
+            bodies.lock().unwrap().push(Vec::new());
+            let bodies = bodies.clone();
+            let index = attempt;
             attempt += 1;
-            runtime().spawn(Box::pin(respond_with(answer, request, respond)));
+            runtime().spawn(Box::pin(respond_with(
+                answer,
+                request,
+                respond,
+                move |text| bodies.lock().unwrap()[index].push(text),
+            )));
         }
     }));
     let mut builder = Channel::builder();
     if let Some(config) = config {
         builder = builder.service_config(config);
     }
-    (builder.connect(client_io).await.unwrap(), seen)
+    (builder.connect(client_io).await.unwrap(), seen, received)
 }
 
 async fn respond_with(
     answer: Answer,
     request: http::Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
+    mut note: impl FnMut(String),
 ) {
+    let path = request.uri().path().to_owned();
     let mut body = request.into_body();
-    while let Some(Ok(chunk)) = body.data().await {
-        let _ = body.flow_control().release_capacity(chunk.len());
+    let mut texts = Vec::new();
+    if !matches!(answer, Answer::FailAtOnce(_)) {
+        let mut buffered = BytesMut::new();
+        while let Some(Ok(chunk)) = body.data().await {
+            let _ = body.flow_control().release_capacity(chunk.len());
+            buffered.extend_from_slice(&chunk);
+            while buffered.len() >= 5 {
+                let len = u32::from_be_bytes([buffered[1], buffered[2], buffered[3], buffered[4]])
+                    as usize;
+                if buffered.len() < 5 + len {
+                    break;
+                }
+                let frame = buffered.split_to(5 + len);
+                let text = Msg::decode(&frame[5..]).unwrap().text;
+                note(text.clone());
+                texts.push(text);
+            }
+        }
     }
     let status = |code: u8| {
         let mut map = HeaderMap::new();
@@ -83,6 +126,11 @@ async fn respond_with(
             .unwrap()
     };
     match answer {
+        Answer::FailAtOnce(code) => {
+            let mut response = grpc();
+            response.headers_mut().extend(status(code));
+            let _ = respond.send_response(response, true);
+        }
         Answer::Fail(code, pushback) => {
             let mut response = grpc();
             response.headers_mut().extend(status(code));
@@ -99,7 +147,12 @@ async fn respond_with(
         }
         Answer::Ok => {
             let mut send = respond.send_response(grpc(), false).unwrap();
-            for text in ["one", "two"] {
+            let replies = if path == EXPAND || path == CHAT {
+                vec!["one".to_owned(), "two".to_owned()]
+            } else {
+                vec![texts.join(",")]
+            };
+            for text in replies {
                 let message = Msg::text(text);
                 let mut buf = BytesMut::new();
                 buf.put_u8(0);
@@ -245,10 +298,79 @@ fn a_call_the_server_committed_to_is_not_retried() {
 }
 
 #[test]
-fn streaming_requests_are_not_retried() {
+fn a_client_streaming_call_is_retried_with_its_requests_replayed() {
     run(async {
-        let (channel, seen) = scripted(vec![Answer::Fail(UNAVAILABLE, None)], retrying(5)).await;
-        let requests = futures::stream::iter(vec![Msg::text("a")]);
+        let script = vec![
+            Answer::Fail(UNAVAILABLE, None),
+            Answer::Fail(UNAVAILABLE, None),
+        ];
+        let (channel, seen, received) = scripted_with_bodies(script, retrying(5)).await;
+        let requests = futures::stream::iter(["a", "b", "c"].map(Msg::text));
+        let reply = Grpc::new(channel)
+            .client_streaming::<_, Msg, Msg>(Request::new(requests), COLLECT)
+            .await
+            .unwrap();
+        assert_eq!(reply.into_inner().text, "a,b,c");
+        assert_eq!(previous(&seen), headers(&[None, Some("1"), Some("2")]));
+        // Every attempt got every request, once and in order.
+        assert_eq!(*received.lock().unwrap(), vec![vec!["a", "b", "c"]; 3]);
+    });
+}
+
+#[test]
+fn a_bidi_call_is_retried_and_later_requests_go_to_the_new_attempt() {
+    run(async {
+        // The first attempt fails before reading anything.
+        let script = vec![Answer::FailAtOnce(UNAVAILABLE)];
+        let (channel, seen, received) = scripted_with_bodies(script, retrying(5)).await;
+        let (mut sender, requests) = futures::channel::mpsc::channel::<Msg>(4);
+        let mut replies = Grpc::new(channel)
+            .streaming::<_, Msg, Msg>(Request::new(requests), CHAT)
+            .await
+            .unwrap();
+        futures::SinkExt::send(&mut sender, Msg::text("a"))
+            .await
+            .unwrap();
+        // Wait until the retry is under way, then send more and end.
+        while seen.lock().unwrap().len() < 2 {
+            runtime().sleep(Duration::from_millis(1)).await;
+        }
+        futures::SinkExt::send(&mut sender, Msg::text("b"))
+            .await
+            .unwrap();
+        drop(sender);
+        let texts: Vec<String> = (&mut replies).map(|m| m.unwrap().text).collect().await;
+        assert_eq!(texts, ["one", "two"]);
+        assert_eq!(previous(&seen), headers(&[None, Some("1")]));
+        // The new attempt got "a" again (replayed) and then "b", once each.
+        assert_eq!(received.lock().unwrap()[1], ["a", "b"]);
+    });
+}
+
+#[test]
+fn a_bidi_call_the_server_answered_is_not_retried() {
+    run(async {
+        let (channel, seen) =
+            scripted(vec![Answer::FailAfterHeaders(UNAVAILABLE)], retrying(5)).await;
+        let requests = futures::stream::iter(["a"].map(Msg::text));
+        let mut replies = Grpc::new(channel)
+            .streaming::<_, Msg, Msg>(Request::new(requests), CHAT)
+            .await
+            .unwrap();
+        let status = replies.next().await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn a_stream_larger_than_the_retry_buffer_is_not_retried() {
+    run(async {
+        let script = vec![Answer::Fail(UNAVAILABLE, None)];
+        let (channel, seen) = scripted(script, retrying(5)).await;
+        // 300 KiB of requests: more than the 256 KiB a call keeps.
+        let big = "x".repeat(100 * 1024);
+        let requests = futures::stream::iter((0..3).map(move |_| Msg::text(big.clone())));
         let status = Grpc::new(channel)
             .client_streaming::<_, Msg, Msg>(Request::new(requests), COLLECT)
             .await

@@ -195,8 +195,9 @@ impl ChannelBuilder {
 
     /// Per-method retry policies and retry throttling (gRPC's proposal
     /// A6), in code or from a service config's JSON
-    /// ([`ServiceConfig::from_json`]). Unary and server-streaming calls are
-    /// retried under them; client-streaming and bidi calls are not.
+    /// ([`ServiceConfig::from_json`]). Calls of all four kinds are retried
+    /// under them; streaming ones replay the requests they had sent (up to
+    /// 256 KiB a call).
     pub fn service_config(mut self, config: ServiceConfig) -> Self {
         self.service_config = Some(Arc::new(config));
         self

@@ -2,6 +2,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -12,17 +13,18 @@ use h2::SendStream;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Uri};
 
+use super::replay::{SharedLog, SharedSource};
 use super::retry::Retries;
 use super::Channel;
 use crate::http2::deadline;
 use crate::http2::errors::status_from_h2;
-use crate::http2::recv::{PendingHead, RecvBody};
+use crate::http2::recv::{OpenedHead, PendingHead, RecvBody};
 use crate::http2::send::{fill_batch, send_data, Filled};
 use crate::rt::Sleep;
 use crate::wire::compression::{CompressionEncoding, MessageCompression};
 use crate::wire::framing::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::wire::headers;
-use crate::{MetadataMap, Request, Response, Status, Streaming};
+use crate::{Code, MetadataMap, Request, Response, Status, Streaming};
 
 /// Makes calls of the four kinds on a [`Channel`]: what generated clients
 /// wrap. Cheap to clone.
@@ -140,39 +142,109 @@ impl Grpc {
         Req: prost::Message + 'static,
         Resp: prost::Message + Default,
     {
-        let attempt = Attempt::of(&request);
-        let timeout = attempt.timeout;
+        let mut attempt = Attempt::of(&request);
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
-        let mut deadline = self.deadline(timeout);
+        let mut deadline = self.deadline(attempt.timeout);
         let call = async {
-            let (response, send) = self.start(path, &metadata, &attempt).await?;
-            let mut pump = pin!(self.pump(send, messages, switch));
-            let mut pump_done = false;
-            let mut answer = pin!(async {
-                let (metadata, body) = self.response_headers(response).await?;
-                let mut messages = Streaming::<Resp>::new(body);
-                single_response(metadata, &mut messages).await
-            });
-            // Send and receive at once: the server may answer before it has
-            // read every request (then the answer wins).
-            poll_fn(|cx| {
-                if let Poll::Ready(answer) = answer.as_mut().poll(cx) {
-                    return Poll::Ready(answer);
-                }
-                if !pump_done {
-                    if let Poll::Ready(pumped) = pump.as_mut().poll(cx) {
-                        pump_done = true;
-                        if let Err(status) = pumped {
-                            return Poll::Ready(Err(status));
+            if self.channel.retry_policy(path).0.is_none() {
+                return self
+                    .client_streaming_attempt(path, &metadata, &attempt, messages, &switch, None)
+                    .await
+                    .map_err(|(status, _)| status);
+            }
+            // Under a retry policy: the requests are logged as they are
+            // sent, and replayed by the next attempt.
+            let source = SharedSource::new(messages);
+            let log = SharedLog::default();
+            let mut retries = Retries::first();
+            loop {
+                let result = self
+                    .client_streaming_attempt(
+                        path,
+                        &metadata,
+                        &attempt,
+                        source.clone(),
+                        &switch,
+                        Some(&log),
+                    )
+                    .await;
+                let (policy, throttle) = self.channel.retry_policy(path);
+                let status = match result {
+                    Ok(response) => {
+                        if let Some(throttle) = throttle {
+                            throttle.succeeded();
                         }
+                        return Ok(response);
                     }
+                    Err((status, true)) => return Err(status),
+                    Err((status, false)) => status,
+                };
+                if crate::sync::lock(&log).overflowed() {
+                    return Err(status);
                 }
-                Poll::Pending
-            })
-            .await
+                let Some(delay) = retries.next_delay(policy, throttle, &status, fastrand::f64())
+                else {
+                    return Err(status);
+                };
+                tracing::debug!(path, %status, ?delay, attempt = retries.attempts, "retrying");
+                self.channel.runtime().sleep(delay).await;
+                attempt.previous = retries.attempts - 1;
+            }
         };
         deadline::race(&mut deadline, call).await
+    }
+
+    /// One attempt of a client-streaming call. An error says whether the
+    /// server had committed to the call (its response headers arrived) or
+    /// the failure was local: then no retry may follow.
+    async fn client_streaming_attempt<S, Req, Resp>(
+        &self,
+        path: &'static str,
+        metadata: &MetadataMap,
+        attempt: &Attempt,
+        messages: S,
+        switch: &Option<MessageCompression>,
+        log: Option<&SharedLog>,
+    ) -> Result<Response<Resp>, (Status, bool)>
+    where
+        S: Stream<Item = Req>,
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+    {
+        let (response, send) = self
+            .start(path, metadata, attempt)
+            .await
+            .map_err(|status| (status, false))?;
+        let mut pump = pin!(self.pump(send, messages, switch.clone(), log));
+        let mut pump_done = false;
+        let mut answer = pin!(async {
+            let (metadata, body) = self
+                .response_headers(response)
+                .await
+                .map_err(|status| (status, false))?;
+            let mut messages = Streaming::<Resp>::new(body);
+            single_response(metadata, &mut messages)
+                .await
+                .map_err(|status| (status, true))
+        });
+        // Send and receive at once: the server may answer before it has
+        // read every request (then the answer wins).
+        poll_fn(|cx| {
+            if let Poll::Ready(answer) = answer.as_mut().poll(cx) {
+                return Poll::Ready(answer);
+            }
+            if !pump_done {
+                if let Poll::Ready(pumped) = pump.as_mut().poll(cx) {
+                    pump_done = true;
+                    if let Err(status) = pumped {
+                        return Poll::Ready(Err((status, true)));
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// A bidirectional-streaming call: streams both ways.
@@ -198,23 +270,74 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let attempt = Attempt::of(&request);
-        let timeout = attempt.timeout;
         let (metadata, extensions, messages) = request.into_parts();
         let switch = extensions.get::<MessageCompression>().cloned();
-        let mut deadline = self.deadline(timeout);
+        let mut deadline = self.deadline(attempt.timeout);
         let (head, send) =
             deadline::race(&mut deadline, self.start(path, &metadata, &attempt)).await?;
+        if self.channel.retry_policy(path).0.is_none() {
+            let mut body = RecvBody::pending(head, self.max_decoding_message_size);
+            body.set_cancel_on_drop(self.spawn_pump(send, messages, switch, None, None));
+            body.set_deadline(deadline);
+            return Ok(Streaming::new(body));
+        }
+        // Under a retry policy, a task of its own makes the attempts: the
+        // requests are logged as they are sent, an attempt whose head fails
+        // before the server committed is followed by one that replays them,
+        // and the head of the one the server commits to is handed to the
+        // response stream. Dropping the stream stops it all.
+        let (relay, relayed) = oneshot::channel();
         let (cancel, cancelled) = oneshot::channel::<()>();
-        let pump = self.clone().pump_owned(send, messages, switch);
+        let retry = BidiRetry {
+            grpc: self.clone(),
+            path,
+            metadata,
+            attempt,
+            source: SharedSource::new(messages),
+            switch,
+            log: SharedLog::default(),
+        };
         self.channel.runtime().spawn(Box::pin(async move {
-            // Ends when the requests are sent, the stream breaks, or the
-            // response stream was dropped (the cancel sender with it).
-            futures::future::select(Box::pin(pump), cancelled).await;
+            let attempts = retry.run(head, send, relay);
+            futures::future::select(Box::pin(attempts), cancelled).await;
         }));
-        let mut body = RecvBody::pending(head, self.max_decoding_message_size);
-        body.set_deadline(deadline);
+        let mut body = RecvBody::relayed(relayed, self.max_decoding_message_size);
         body.set_cancel_on_drop(cancel);
+        body.set_deadline(deadline);
         Ok(Streaming::new(body))
+    }
+
+    /// Runs a bidi call's request pump in a task of its own. It ends when
+    /// the requests are sent, the stream breaks, or the returned sender is
+    /// dropped (with the response stream); `done` then learns it ended.
+    fn spawn_pump<S, Req>(
+        &self,
+        send: SendStream<Bytes>,
+        messages: S,
+        switch: Option<MessageCompression>,
+        log: Option<SharedLog>,
+        done: Option<&PumpDone>,
+    ) -> oneshot::Sender<()>
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: prost::Message + 'static,
+    {
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let (ended, ended_rx) = oneshot::channel::<()>();
+        if let Some(done) = done {
+            *crate::sync::lock(done) = Some(ended_rx);
+        }
+        let grpc = self.clone();
+        self.channel.runtime().spawn(Box::pin(async move {
+            let pump = async {
+                if let Err(status) = grpc.pump(send, messages, switch, log.as_ref()).await {
+                    tracing::debug!(%status, "request stream failed; call cancelled");
+                }
+            };
+            futures::future::select(Box::pin(pump), cancelled).await;
+            drop(ended);
+        }));
+        cancel
     }
 
     fn encode<M: prost::Message>(&self, message: &M) -> Result<Bytes, Status> {
@@ -396,16 +519,29 @@ impl Grpc {
     /// Sends every request message, then ends the stream. A local encoding
     /// failure is returned (and resets the stream); a failed send is not: the
     /// response will tell what happened.
+    ///
+    /// With a `log` (a call under a retry policy), the batches it holds are
+    /// sent first (a new attempt), and every batch is logged before it goes
+    /// out.
     async fn pump<S, Req>(
         &self,
         mut send: SendStream<Bytes>,
         messages: S,
         switch: Option<MessageCompression>,
+        log: Option<&SharedLog>,
     ) -> Result<(), Status>
     where
         S: Stream<Item = Req>,
         Req: prost::Message,
     {
+        if let Some(log) = log {
+            let replay = crate::sync::lock(log).batches();
+            for (batch, ended) in replay {
+                if send_data(&mut send, batch, ended).await.is_err() || ended {
+                    return Ok(());
+                }
+            }
+        }
         let mut messages = pin!(messages);
         let mut buf = EncodeBuf::default();
         let encoding = |buf: &mut EncodeBuf, message: Req| {
@@ -424,26 +560,19 @@ impl Grpc {
                     return Err(status);
                 }
             };
-            if send_data(&mut send, buf.take(), ended).await.is_err() || ended {
+            let batch = buf.take();
+            if let Some(log) = log {
+                crate::sync::lock(log).record(&batch, ended);
+            }
+            if send_data(&mut send, batch, ended).await.is_err() || ended {
                 return Ok(());
             }
         }
+        if let Some(log) = log {
+            crate::sync::lock(log).record(&Bytes::new(), true);
+        }
         let _ = send.send_data(Bytes::new(), true);
         Ok(())
-    }
-
-    async fn pump_owned<S, Req>(
-        self,
-        send: SendStream<Bytes>,
-        messages: S,
-        switch: Option<MessageCompression>,
-    ) where
-        S: Stream<Item = Req> + Send + 'static,
-        Req: prost::Message,
-    {
-        if let Err(status) = self.pump(send, messages, switch).await {
-            tracing::debug!(%status, "request stream failed; call cancelled");
-        }
     }
 }
 
@@ -462,7 +591,7 @@ fn send_single(send: &mut SendStream<Bytes>, payload: Bytes) -> Result<(), h2::E
 const REFUSED_STREAM_ATTEMPTS: u32 = 4;
 
 /// What varies between the attempts of one call.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Attempt {
     /// The call's timeout, from its start.
     timeout: Option<Duration>,
@@ -490,6 +619,104 @@ impl Attempt {
             return Some(timeout);
         }
         Some(timeout.saturating_sub(self.started.elapsed()))
+    }
+}
+
+/// Where a bidi call's request pump says it has ended.
+type PumpDone = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
+
+/// A bidi call under a retry policy: what its attempts share.
+struct BidiRetry<S> {
+    grpc: Grpc,
+    path: &'static str,
+    metadata: MetadataMap,
+    attempt: Attempt,
+    source: SharedSource<S>,
+    switch: Option<MessageCompression>,
+    log: SharedLog,
+}
+
+impl<S, Req> BidiRetry<S>
+where
+    S: Stream<Item = Req> + Send + 'static,
+    Req: prost::Message + 'static,
+{
+    /// Runs the attempts, starting with the one already open (`head`,
+    /// `send`), until the server commits to one (its head goes to `relay`,
+    /// and its pump runs until the response stream is dropped) or the
+    /// policy gives up (the status goes to `relay`).
+    async fn run(
+        mut self,
+        mut head: PendingHead,
+        send: SendStream<Bytes>,
+        relay: oneshot::Sender<Result<OpenedHead, Status>>,
+    ) {
+        let done = PumpDone::default();
+        let mut retries = Retries::first();
+        let mut pump = self.pump(send, &done);
+        loop {
+            let status = match head.wait().await {
+                Ok((response, flag, active)) => {
+                    match Status::from_header_map(response.headers()) {
+                        // Trailers-Only with an error: not committed.
+                        Some(status) if status.code() != Code::Ok => status,
+                        _ => {
+                            let _ = relay.send(Ok((response, flag, active)));
+                            // Keeps the pump running until the stream is
+                            // dropped (which drops this future).
+                            let _pump = pump;
+                            futures::future::pending::<()>().await;
+                            return;
+                        }
+                    }
+                }
+                Err(err) => status_from_h2(&err),
+            };
+            // Stop this attempt's pump, and wait until it has stopped, so
+            // that no request goes to it after the log is replayed.
+            drop(pump);
+            let stopped = crate::sync::lock(&done).take();
+            if let Some(stopped) = stopped {
+                let _ = stopped.await;
+            }
+            let (policy, throttle) = self.grpc.channel.retry_policy(self.path);
+            let delay = if crate::sync::lock(&self.log).overflowed() {
+                None
+            } else {
+                retries.next_delay(policy, throttle, &status, fastrand::f64())
+            };
+            let Some(delay) = delay else {
+                let _ = relay.send(Err(status));
+                return;
+            };
+            tracing::debug!(path = self.path, %status, ?delay, attempt = retries.attempts, "retrying");
+            self.grpc.channel.runtime().sleep(delay).await;
+            self.attempt.previous = retries.attempts - 1;
+            match self
+                .grpc
+                .start(self.path, &self.metadata, &self.attempt)
+                .await
+            {
+                Ok((next_head, send)) => {
+                    head = next_head;
+                    pump = self.pump(send, &done);
+                }
+                Err(status) => {
+                    let _ = relay.send(Err(status));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn pump(&self, send: SendStream<Bytes>, done: &PumpDone) -> oneshot::Sender<()> {
+        self.grpc.spawn_pump(
+            send,
+            self.source.clone(),
+            self.switch.clone(),
+            Some(self.log.clone()),
+            Some(done),
+        )
     }
 }
 

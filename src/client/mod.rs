@@ -5,6 +5,7 @@ mod backoff;
 mod balance;
 mod channel;
 mod grpc;
+mod replay;
 mod retry;
 mod target;
 

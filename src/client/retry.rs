@@ -14,7 +14,8 @@ use crate::{Code, Status};
 /// server committed to it (no response headers yet: a Trailers-Only answer,
 /// a refused stream, a connection failure), while attempts remain, its
 /// deadline has not passed, and [throttling](ServiceConfig::retry_throttling)
-/// allows. The n-th retry waits a random time between 0 and
+/// allows; a streaming call also needs its requests sent so far to fit the
+/// 256 KiB it keeps to replay them. The n-th retry waits a random time between 0 and
 /// `min(initial_backoff × backoff_multiplier^(n-1), max_backoff)`, or what
 /// the server's `grpc-retry-pushback-ms` says (a negative one stops the
 /// retries). Every retry carries `grpc-previous-rpc-attempts`.

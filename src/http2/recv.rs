@@ -60,6 +60,9 @@ pub(crate) struct RecvBody {
     // Client side, bidi calls: the response headers still to come. Until
     // they arrive there is no body to read.
     pending: Option<PendingHead>,
+    // Client side, bidi calls under a retry policy: the head of whichever
+    // attempt the server committed to, from the task that makes them.
+    relayed: Option<oneshot::Receiver<Result<OpenedHead, Status>>>,
     // Server side: the memory budget a message being assembled reserves
     // its length from, the reservation, and the wait for one.
     budget: Option<Arc<Budget>>,
@@ -101,6 +104,10 @@ impl ConnectionFlag {
         }
     }
 }
+
+/// The response head of a client call as it arrived, with the flag of its
+/// connection and the guard that counts the call there.
+pub(crate) type OpenedHead = (http::Response<h2::RecvStream>, ConnectionFlag, TrackerGuard);
 
 /// The response of a client call whose headers have not arrived yet, with
 /// the flag of the connection it runs on.
@@ -149,6 +156,7 @@ impl RecvBody {
             headers: None,
             active: None,
             pending: None,
+            relayed: None,
             budget: None,
             reservation: None,
             budget_wait: None,
@@ -158,11 +166,29 @@ impl RecvBody {
     /// The body of a client call whose response headers are still to come:
     /// they are awaited when the first message is asked for.
     pub(crate) fn pending(head: PendingHead, max_message_size: usize) -> Self {
+        let mut body = RecvBody::pending_none(max_message_size);
+        body.pending = Some(head);
+        body
+    }
+
+    /// A client body waiting for a head that is still to be set.
+    fn pending_none(max_message_size: usize) -> Self {
         let mut body = RecvBody::ended(MetadataMap::new());
         body.state = State::Messages;
         body.trailers = None;
         body.max_message_size = max_message_size;
-        body.pending = Some(head);
+        body
+    }
+
+    /// The body of a client call whose response head another task waits
+    /// for (the one that retries a bidi call's attempts): it sends the head
+    /// of the attempt the server committed to, or the call's final status.
+    pub(crate) fn relayed(
+        head: oneshot::Receiver<Result<OpenedHead, Status>>,
+        max_message_size: usize,
+    ) -> Self {
+        let mut body = RecvBody::pending_none(max_message_size);
+        body.relayed = Some(head);
         body
     }
 
@@ -206,13 +232,9 @@ impl RecvBody {
 
     /// Takes over the response head once it arrived: what this body was
     /// waiting for.
-    fn open(
-        &mut self,
-        response: http::Response<h2::RecvStream>,
-        head: PendingHead,
-    ) -> Result<(), Status> {
+    fn open(&mut self, (response, flag, active): OpenedHead) -> Result<(), Status> {
         let (headers, mut opened) =
-            RecvBody::from_response(response, head.flag, head.active, self.max_message_size)?;
+            RecvBody::from_response(response, flag, active, self.max_message_size)?;
         opened.deadline = self.deadline.take();
         opened._cancel = self._cancel.take();
         opened.headers = Some(headers);
@@ -241,6 +263,7 @@ impl RecvBody {
             headers: None,
             active: None,
             pending: None,
+            relayed: None,
             budget: None,
             reservation: None,
             budget_wait: None,
@@ -293,6 +316,7 @@ impl RecvBody {
         // Dropping the receive half resets the stream if it is still open.
         self.body = None;
         self.pending = None;
+        self.relayed = None;
         self.active = None;
         self.deadline = None;
         Poll::Ready(Some(Err(status)))
@@ -303,24 +327,35 @@ impl RecvBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<RawMessage, Status>>> {
-        if self.pending.is_some() {
+        if self.pending.is_some() || self.relayed.is_some() {
             if deadline::passed(&mut self.deadline, cx) {
                 return self.fail(deadline::exceeded());
             }
-            if let Some(head) = self.pending.as_mut() {
+            let opened = if let Some(relayed) = self.relayed.as_mut() {
+                let arrived = ready!(Pin::new(relayed).poll(cx));
+                self.relayed = None;
+                match arrived {
+                    Ok(Ok(head)) => self.open(head),
+                    Ok(Err(status)) => Err(status),
+                    Err(_) => Err(Status::unavailable("the call's attempts ended")),
+                }
+            } else if let Some(head) = self.pending.as_mut() {
                 let arrived = ready!(Pin::new(&mut head.response).poll(cx));
-                if let Some(head) = self.pending.take() {
-                    let opened = match arrived {
-                        Ok(response) => self.open(response, head),
+                match self.pending.take() {
+                    Some(head) => match arrived {
+                        Ok(response) => self.open((response, head.flag, head.active)),
                         Err(err) => {
                             head.flag.observe(&err);
                             Err(status_from_h2(&err))
                         }
-                    };
-                    if let Err(status) = opened {
-                        return self.fail(status);
-                    }
+                    },
+                    None => Ok(()),
                 }
+            } else {
+                Ok(())
+            };
+            if let Err(status) = opened {
+                return self.fail(status);
             }
         }
         loop {
