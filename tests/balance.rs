@@ -235,3 +235,67 @@ fn no_reachable_endpoint_is_unavailable_naming_each() {
         assert!(err.is_invalid_target(), "{err}");
     });
 }
+
+/// The runtime the features chose, with a resolver that knows one name of
+/// its own (what a user's resolver plugs in through `Runtime::resolve`):
+/// it answers with the backends' addresses, ports included.
+#[derive(Debug)]
+struct OwnDns {
+    inner: p2p_grpc::rt::SharedRuntime,
+    name: &'static str,
+    addrs: Vec<SocketAddr>,
+}
+
+impl p2p_grpc::rt::Runtime for OwnDns {
+    fn spawn(&self, task: p2p_grpc::rt::Task) {
+        self.inner.spawn(task)
+    }
+
+    fn sleep(&self, duration: Duration) -> p2p_grpc::rt::Sleep {
+        self.inner.sleep(duration)
+    }
+
+    fn tcp_connect(&self, addr: SocketAddr) -> p2p_grpc::rt::Connecting {
+        self.inner.tcp_connect(addr)
+    }
+
+    fn resolve(&self, host: &str, port: u16) -> p2p_grpc::rt::Resolving {
+        if host == self.name {
+            return Box::pin(std::future::ready(Ok(self.addrs.clone())));
+        }
+        self.inner.resolve(host, port)
+    }
+}
+
+#[test]
+fn round_robin_over_the_addresses_a_name_resolves_to() {
+    run(async {
+        let backends = backends(3);
+        let dns = OwnDns {
+            inner: runtime(),
+            name: "backends.test",
+            addrs: backends.iter().map(|b| b.addr).collect(),
+        };
+        let channel = Channel::builder()
+            .runtime(Arc::new(dns))
+            .balance_resolved("dns:///backends.test:50051", LoadBalancing::RoundRobin)
+            .await
+            .unwrap();
+        let grpc = Grpc::new(channel.clone());
+        hit(&grpc).await.unwrap();
+        while channel.connected_endpoints() < 3 {
+            runtime().sleep(Duration::from_millis(2)).await;
+        }
+        let mut served = [0; 3];
+        for _ in 0..30 {
+            served[hit(&grpc).await.unwrap() as usize] += 1;
+        }
+        assert_eq!(served, [10, 10, 10]);
+        // A name that resolves nowhere is an error naming it.
+        let err = Channel::builder()
+            .balance_resolved("dns:///no-such-host.invalid:1", LoadBalancing::RoundRobin)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+    });
+}

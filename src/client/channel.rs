@@ -330,15 +330,50 @@ impl ChannelBuilder {
             .into_iter()
             .map(|target| self.clone().connect_to_lazy(target))
             .collect::<Result<Vec<_>, _>>()?;
-        let Some(first) = channels.first() else {
-            return Err(Error::invalid_target(
-                "a balanced channel needs at least one target".to_owned(),
-            ));
+        Channel::balanced(channels, policy)
+    }
+
+    /// [`balance`](Self::balance) over the addresses a name resolves to
+    /// now: one endpoint (and connection) per address, each with the
+    /// name's authority and, over TLS, its certificate name. A target that
+    /// is a single address or a Unix socket gives one endpoint.
+    pub async fn balance_resolved(
+        self,
+        target: &str,
+        policy: LoadBalancing,
+    ) -> Result<Channel, Error> {
+        let (builder, endpoint) = self.for_target(target)?;
+        let Endpoint::Name { host, port } = &endpoint else {
+            return builder.balance_endpoints(vec![endpoint], policy);
         };
-        Ok(Channel {
-            inner: first.inner.clone(),
-            balancer: Some(Arc::new(Balancer::new(channels, policy))),
-        })
+        let runtime = crate::rt::or_default(builder.runtime.clone())?;
+        let addrs = runtime.resolve(host, *port).await.map_err(|err| {
+            std::io::Error::new(err.kind(), format!("resolving {host:?} failed: {err}"))
+        })?;
+        if addrs.is_empty() {
+            return Err(Error::from(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host:?} resolved to no address"),
+            )));
+        }
+        builder.balance_endpoints(addrs.into_iter().map(Endpoint::Addr).collect(), policy)
+    }
+
+    /// One lazy channel per endpoint, under `policy`.
+    fn balance_endpoints(
+        self,
+        endpoints: Vec<Endpoint>,
+        policy: LoadBalancing,
+    ) -> Result<Channel, Error> {
+        let runtime = crate::rt::or_default(self.runtime.clone())?;
+        let channels = endpoints
+            .into_iter()
+            .map(|endpoint| {
+                let dial = self.dialer(runtime.clone(), endpoint)?;
+                self.clone().connect_lazy(move || dial.dial())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Channel::balanced(channels, policy)
     }
 
     /// The builder (TLS and authority as the target asks) and the endpoint
@@ -733,6 +768,19 @@ impl fmt::Debug for Channel {
 }
 
 impl Channel {
+    /// A channel over `channels` (one per endpoint, at least one).
+    fn balanced(channels: Vec<Channel>, policy: LoadBalancing) -> Result<Channel, Error> {
+        let Some(first) = channels.first() else {
+            return Err(Error::invalid_target(
+                "a balanced channel needs at least one target".to_owned(),
+            ));
+        };
+        Ok(Channel {
+            inner: first.inner.clone(),
+            balancer: Some(Arc::new(Balancer::new(channels, policy))),
+        })
+    }
+
     /// A builder for settings and reconnecting channels.
     pub fn builder() -> ChannelBuilder {
         ChannelBuilder::default()
