@@ -98,15 +98,26 @@ fn server_compresses_when_the_client_accepts() {
 fn compressed_payload_over_the_limit_after_inflation_is_rejected() {
     run(async {
         // 64 KiB of 'z' compresses to a few hundred bytes but inflates past
-        // the server's 16 KiB limit: a gzip bomb in miniature.
+        // the server's 16 KiB limit: a bomb in miniature, in every codec.
         let (server, _events) = echo_server(|b| b.max_decoding_message_size(16 * 1024));
-        let grpc =
-            Grpc::new(memory_channel(&server).await).send_compressed(CompressionEncoding::Gzip);
-        let status = grpc
-            .unary::<_, Msg>(Request::new(compressible(1)), UNARY)
+        let channel = memory_channel(&server).await;
+        for &encoding in CompressionEncoding::ALL {
+            let grpc = Grpc::new(channel.clone()).send_compressed(encoding);
+            let status = grpc
+                .unary::<_, Msg>(Request::new(compressible(1)), UNARY)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                status.code(),
+                p2p_grpc::Code::ResourceExhausted,
+                "{encoding:?}"
+            );
+        }
+        // The connection serves other calls still.
+        let grpc = Grpc::new(channel).send_compressed(CompressionEncoding::Deflate);
+        grpc.unary::<_, Msg>(Request::new(Msg::text("small")), UNARY)
             .await
-            .unwrap_err();
-        assert_eq!(status.code(), p2p_grpc::Code::ResourceExhausted);
+            .unwrap();
     });
 }
 

@@ -67,7 +67,11 @@ fn start_tonic(tls: Option<tonic::transport::Identity>) -> SocketAddr {
     let service = EchoTrailers(
         TestServiceServer::new(TonicTestService)
             .send_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Gzip),
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Deflate)
+            .accept_compressed(CompressionEncoding::Deflate)
+            .send_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Zstd),
     );
     runtime.spawn(builder.add_service(service).serve_with_incoming(incoming));
     addr
@@ -496,6 +500,86 @@ fn tonic_client_over_tls_against_our_server() {
         })
         .await;
     });
+}
+
+// ---------------------------------------------------------------------------
+// deflate and zstd, both ways (gzip runs in the interop cases).
+
+#[test]
+fn deflate_and_zstd_round_trip_with_tonic_both_ways() {
+    use p2p_grpc_interop::grpc::testing as ours;
+    let codecs = [
+        (
+            p2p_grpc::CompressionEncoding::Deflate,
+            CompressionEncoding::Deflate,
+        ),
+        (
+            p2p_grpc::CompressionEncoding::Zstd,
+            CompressionEncoding::Zstd,
+        ),
+    ];
+    for (our_codec, their_codec) in codecs {
+        // Our client, compressing its request, to tonic, which answers in
+        // the one codec we accept.
+        let addr = tonic_server();
+        common::run(async move {
+            let channel = p2p_grpc::Channel::connect_tcp(addr).await.unwrap();
+            let client = ours::test_service_client::TestServiceClient::new(channel)
+                .send_compressed(our_codec)
+                .accept_compressed(our_codec);
+            let reply = client
+                .unary_call(ours::SimpleRequest {
+                    response_size: 1000,
+                    payload: Some(ours::Payload {
+                        r#type: 0,
+                        body: vec![0; 5000],
+                    }),
+                    expect_compressed: Some(ours::BoolValue { value: true }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|status| panic!("{our_codec:?}: {status:?}"))
+                .into_inner();
+            assert_eq!(reply.payload.map_or(0, |p| p.body.len()), 1000);
+            let mut replies = client
+                .streaming_output_call(ours::StreamingOutputCallRequest {
+                    response_parameters: vec![ours::ResponseParameters {
+                        size: 2000,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let first = replies.message().await.unwrap().unwrap();
+            assert_eq!(first.payload.map_or(0, |p| p.body.len()), 2000);
+            assert!(replies.last_message_compressed(), "{our_codec:?}");
+        });
+        // tonic's client, compressing its request, to our server, which
+        // checks the message's compressed flag and decodes it.
+        common::run(async move {
+            let addr = common::start_server();
+            on_tonic(async move {
+                let mut client = tonic_client(addr)
+                    .await
+                    .send_compressed(their_codec)
+                    .accept_compressed(their_codec);
+                let reply = client
+                    .unary_call(tonic_pb::SimpleRequest {
+                        response_size: 1000,
+                        payload: zeros(5000),
+                        expect_compressed: Some(tonic_pb::BoolValue { value: true }),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap_or_else(|status| panic!("{their_codec:?}: {status:?}"))
+                    .into_inner();
+                assert_eq!(body_len(&reply.payload), 1000);
+            })
+            .await;
+        });
+    }
 }
 
 // ---------------------------------------------------------------------------
