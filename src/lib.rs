@@ -110,6 +110,17 @@ pub mod metadata {
     pub use crate::wire::metadata::{is_reserved, MetadataError, MetadataMap, MetadataValue};
 }
 
+/// Rich error details: `google.rpc.Status` in `grpc-status-details-bin` and
+/// the standard error detail messages, written and read through
+/// [`Status::with_error_details`] and [`Status::error_details`].
+pub mod error_details {
+    pub use crate::wire::error_details::{
+        Any, BadRequest, DebugInfo, ErrorDetails, ErrorInfo, FieldViolation, Help, HelpLink,
+        LocalizedMessage, PreconditionFailure, PreconditionViolation, ProtoDuration, QuotaFailure,
+        QuotaViolation, RequestInfo, ResourceInfo, RetryInfo, RpcStatus,
+    };
+}
+
 /// Message compression: the encodings, and the switches that turn it off
 /// for a response or message by message.
 pub mod compression {

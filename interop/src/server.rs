@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use p2p_grpc::compression::{CompressionOverride, MessageCompression};
+use p2p_grpc::error_details::ErrorDetails;
 use p2p_grpc::rt::SharedRuntime;
 use p2p_grpc::server::{CallFuture, Server, ServerCall, Service};
 use p2p_grpc::{
@@ -401,16 +402,31 @@ impl Echo {
 
 /// The status asked for by `response_status` (Echo Status feature), unless
 /// it is OK.
+/// The Echo Status feature. A message that starts with
+/// [`DETAILS_PREFIX`] also carries rich error details: a `BadRequest`
+/// violation of field `payload` described by the rest of the message, and a
+/// `RetryInfo` of 250 ms (how the suite checks that foreign peers read ours).
 fn echo_status(status: Option<&EchoStatus>) -> Option<Status> {
     let status = status?;
     if status.code == 0 {
         return None;
     }
-    Some(Status::new(
-        Code::from_i32(status.code),
-        status.message.clone(),
-    ))
+    let code = Code::from_i32(status.code);
+    if let Some(description) = status.message.strip_prefix(DETAILS_PREFIX) {
+        let details = ErrorDetails::new()
+            .with_bad_request_violation("payload", description)
+            .with_retry_info(std::time::Duration::from_millis(250));
+        return Some(Status::with_error_details(
+            code,
+            status.message.clone(),
+            details,
+        ));
+    }
+    Some(Status::new(code, status.message.clone()))
 }
+
+/// The start of an echoed status message that asks for error details.
+pub const DETAILS_PREFIX: &str = "with details: ";
 
 /// The CompressedRequest feature: `expect_compressed` must match the flag of
 /// the message as it arrived.

@@ -532,3 +532,65 @@ fn the_c_core_client_against_our_server_over_tls() {
         ],
     );
 }
+
+// -- Rich error details --------------------------------------------------------
+//
+// `google.rpc.Status` in `grpc-status-details-bin`, with a `BadRequest` and a
+// `RetryInfo`, both ways with the C core's grpcio-status: an echoed status
+// whose message starts with "with details: " carries them, on our server
+// and on the Python peer's.
+
+#[test]
+fn the_c_core_reads_the_error_details_we_send() {
+    let server = our_server();
+    let mut command = python_peer("rich-errors-client");
+    command.args([
+        "--server_host=127.0.0.1",
+        &format!("--server_port={}", server.port),
+        "--text=name must not be empty",
+    ]);
+    let output = command.output().expect("the rich-errors client runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("code: 3 message: with details: name must not be empty"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad_request: payload: name must not be empty"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("retry_info: 0.25"), "{stdout}");
+}
+
+#[test]
+fn we_read_the_error_details_the_c_core_sends() {
+    use p2p_grpc_interop::grpc::testing::{EchoStatus, SimpleRequest};
+    let server = python_server();
+    common::run(async {
+        let client = TestServiceClient::new(Channel::connect_tcp(server.addr()).await.unwrap());
+        let status = client
+            .unary_call(SimpleRequest {
+                response_status: Some(EchoStatus {
+                    code: 3,
+                    message: "with details: age is negative".into(),
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), p2p_grpc::Code::InvalidArgument);
+        let details = status.error_details().expect("a google.rpc.Status");
+        let bad = details.bad_request.expect("a BadRequest");
+        assert_eq!(bad.field_violations[0].field, "payload");
+        assert_eq!(bad.field_violations[0].description, "age is negative");
+        assert_eq!(
+            details.retry_info.and_then(|info| info.retry_delay()),
+            Some(Duration::from_millis(250))
+        );
+    });
+}

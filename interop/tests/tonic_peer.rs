@@ -188,11 +188,24 @@ fn tonic_payload(size: i32) -> Result<tonic_pb::Payload, Status> {
 }
 
 fn tonic_echo_status(status: Option<&tonic_pb::EchoStatus>) -> Option<Status> {
+    use tonic_types::StatusExt;
     let status = status.filter(|s| s.code != 0)?;
-    Some(Status::new(
-        Code::from_i32(status.code),
-        status.message.clone(),
-    ))
+    let code = Code::from_i32(status.code);
+    // As our interop server does: error details on request (tonic-types).
+    if let Some(description) = status
+        .message
+        .strip_prefix(p2p_grpc_interop::server::DETAILS_PREFIX)
+    {
+        let mut details =
+            tonic_types::ErrorDetails::with_bad_request_violation("payload", description);
+        details.set_retry_info(Some(Duration::from_millis(250)));
+        return Some(Status::with_error_details(
+            code,
+            status.message.clone(),
+            details,
+        ));
+    }
+    Some(Status::new(code, status.message.clone()))
 }
 
 fn header_says_compressed<T>(request: &Request<T>) -> bool {
@@ -497,6 +510,60 @@ fn tonic_client_over_tls_against_our_server() {
                 sizes.push(body_len(&reply.expect("a reply").payload));
             }
             assert_eq!(sizes, [1000, 2000, 3000, 4000]);
+        })
+        .await;
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Rich error details, both ways with tonic-types.
+
+#[test]
+fn error_details_round_trip_with_tonic_types_both_ways() {
+    use p2p_grpc_interop::grpc::testing as ours;
+    use tonic_types::StatusExt;
+    let ask = |text: &str| format!("{}{text}", p2p_grpc_interop::server::DETAILS_PREFIX);
+    // tonic's server sends them (tonic-types), we read them.
+    let addr = tonic_server();
+    let message = ask("from tonic");
+    common::run(async move {
+        let channel = p2p_grpc::Channel::connect_tcp(addr).await.unwrap();
+        let status = ours::test_service_client::TestServiceClient::new(channel)
+            .unary_call(ours::SimpleRequest {
+                response_status: Some(ours::EchoStatus { code: 3, message }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let details = status.error_details().unwrap();
+        assert_eq!(
+            details.bad_request.unwrap().field_violations[0].description,
+            "from tonic"
+        );
+        assert_eq!(
+            details.retry_info.and_then(|info| info.retry_delay()),
+            Some(Duration::from_millis(250))
+        );
+    });
+    // We send them, tonic-types reads them.
+    let message = ask("from p2p-grpc");
+    common::run(async move {
+        let addr = common::start_server();
+        on_tonic(async move {
+            let mut client = tonic_client(addr).await;
+            let status = client
+                .unary_call(tonic_pb::SimpleRequest {
+                    response_status: Some(tonic_pb::EchoStatus { code: 3, message }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            let details = status.get_error_details();
+            let bad = details.bad_request().expect("a BadRequest");
+            assert_eq!(bad.field_violations[0].field, "payload");
+            assert_eq!(bad.field_violations[0].description, "from p2p-grpc");
+            let retry = details.retry_info().expect("a RetryInfo");
+            assert_eq!(retry.retry_delay, Some(Duration::from_millis(250)));
         })
         .await;
     });

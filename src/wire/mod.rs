@@ -6,6 +6,7 @@
 //! - [`metadata`]: custom metadata, ASCII and binary (`-bin`) values;
 //! - [`timeout`]: the `grpc-timeout` header;
 //! - [`compression`]: message compression and its headers;
+//! - [`error_details`]: `google.rpc.Status` and the standard error details;
 //! - [`headers`]: the names of the headers gRPC uses;
 //! - [`frame_scan`]: a scanner of HTTP/2 frame boundaries, for the frames
 //!   h2 does not show (PING, GOAWAY debug data).
@@ -15,6 +16,7 @@
 //! [`crate::metadata`] and [`crate::compression`].
 
 pub mod compression;
+pub mod error_details;
 pub mod frame_scan;
 pub mod framing;
 pub mod headers;

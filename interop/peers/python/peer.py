@@ -135,10 +135,19 @@ class _Responder:
             self.context.disable_next_message_compression()
 
     def maybe_fail(self, echo_status):
-        """The Echo Status feature: ends the call with the requested status."""
+        """The Echo Status feature: ends the call with the requested status.
+
+        A message starting with DETAILS_PREFIX also carries rich error
+        details (grpcio-status): a BadRequest violation of field "payload"
+        described by the rest of the message, and a RetryInfo of 250 ms, as
+        p2p-grpc's interop server sends them."""
         if echo_status is None or echo_status.code == 0:
             return
         self.before_response()
+        if echo_status.message.startswith(DETAILS_PREFIX):
+            self.context.abort_with_status(
+                rich_status(echo_status.code, echo_status.message)
+            )
         code = CODES.get(echo_status.code, grpc.StatusCode.UNKNOWN)
         self.context.abort(code, echo_status.message)
 
@@ -154,6 +163,72 @@ class _Responder:
             self.context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"negative response size {size}"
             )
+
+
+DETAILS_PREFIX = "with details: "
+
+
+def rich_status(code, message):
+    """A grpc.Status carrying google.rpc.Status with a BadRequest and a
+    RetryInfo in grpc-status-details-bin."""
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+    from grpc_status import rpc_status
+
+    bad = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(
+                field="payload", description=message[len(DETAILS_PREFIX):]
+            )
+        ]
+    )
+    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=250_000_000))
+    details = []
+    for detail in (bad, retry):
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        details.append(packed)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
+
+
+def run_rich_errors_client(args):
+    """Calls UnaryCall asking for a status with details, and prints what
+    grpcio-status reads of them: `bad_request: FIELD: DESCRIPTION`,
+    `retry_info: SECONDS`, `other: TYPE_URL`."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    channel = grpc.insecure_channel(f"{args.server_host}:{args.server_port}")
+    stub = test_pb2_grpc.TestServiceStub(channel)
+    request = messages_pb2.SimpleRequest(
+        response_status=messages_pb2.EchoStatus(code=3, message=DETAILS_PREFIX + args.text)
+    )
+    try:
+        stub.UnaryCall(request, timeout=10)
+        print("no error", flush=True)
+        return 1
+    except grpc.RpcError as error:
+        status = rpc_status.from_call(error)
+        if status is None:
+            print(f"no details: {describe(error)}", flush=True)
+            return 1
+        print(f"code: {status.code} message: {status.message}", flush=True)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                for violation in bad.field_violations:
+                    print(f"bad_request: {violation.field}: {violation.description}", flush=True)
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                delay = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+                print(f"retry_info: {delay}", flush=True)
+            else:
+                print(f"other: {detail.type_url}", flush=True)
+    finally:
+        channel.close()
+    return 0
 
 
 def _wants(bool_value_holder, field):
@@ -1074,6 +1149,11 @@ def main(argv):
     keepalive.add_argument("--seconds", type=float, required=True)
     keepalive.add_argument("--call_interval_ms", type=int, default=50)
 
+    rich = modes.add_parser("rich-errors-client", help="read a status with error details")
+    rich.add_argument("--server_host", default="127.0.0.1")
+    rich.add_argument("--server_port", type=int, required=True)
+    rich.add_argument("--text", default="the payload is wrong")
+
     args = parser.parse_args(argv)
     if args.mode == "server":
         if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
@@ -1082,6 +1162,8 @@ def main(argv):
         return run_server(args)
     if args.mode == "client":
         return run_client(args)
+    if args.mode == "rich-errors-client":
+        return run_rich_errors_client(args)
     return run_keepalive_client(args)
 
 
