@@ -86,6 +86,8 @@ mod request;
 mod response;
 mod streaming;
 
+pub mod health;
+
 #[cfg(feature = "tls")]
 pub mod tls;
 

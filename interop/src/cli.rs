@@ -209,6 +209,9 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
                 return EXIT_FAILED;
             }
         };
+        // grpc.health.v1.Health: the server and TestService are SERVING.
+        let health = p2p_grpc::health::HealthReporter::attach(&server);
+        health.set_serving("grpc.testing.TestService");
         let listener = match std::net::TcpListener::bind(addr) {
             Ok(listener) => listener,
             Err(err) => {

@@ -594,3 +594,39 @@ fn we_read_the_error_details_the_c_core_sends() {
         );
     });
 }
+
+// -- Health checking ------------------------------------------------------------
+
+/// grpcio-health-checking's client checks and watches our interop server,
+/// which serves grpc.health.v1.Health with TestService SERVING.
+#[test]
+fn the_c_core_health_client_checks_and_watches_our_server() {
+    let server = our_server();
+    let mut command = python_peer("health-client");
+    command.args([
+        "--server_host=127.0.0.1",
+        &format!("--server_port={}", server.port),
+        "--check=",
+        "--check=grpc.testing.TestService",
+        "--check=no.such.Service",
+        "--watch=grpc.testing.TestService",
+        "--watch=no.such.Service",
+    ]);
+    let output = command.output().expect("the health client runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "check '': SERVING",
+            "check 'grpc.testing.TestService': SERVING",
+            "check 'no.such.Service': NOT_FOUND",
+            "watch 'grpc.testing.TestService': SERVING",
+            "watch 'no.such.Service': SERVICE_UNKNOWN",
+        ]
+    );
+}

@@ -401,6 +401,7 @@ impl ServerBuilder {
                 shutdown: Signal::default(),
                 force_shutdown: Signal::default(),
                 connections: Tracker::default(),
+                on_shutdown: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -412,6 +413,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Signal,
     pub(crate) force_shutdown: Signal,
     pub(crate) connections: Tracker,
+    /// Run by [`Server::shutdown`] before anything stops.
+    on_shutdown: std::sync::Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl Shared {
@@ -622,6 +625,13 @@ impl Server {
         self.serve_incoming(incoming).await
     }
 
+    /// Runs `hook` when [`shutdown`](Self::shutdown) starts, before the
+    /// server stops accepting calls (how the health service turns
+    /// NOT_SERVING first).
+    pub(crate) fn on_shutdown(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        crate::sync::lock(&self.shared.on_shutdown).push(hook);
+    }
+
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutdown.is_fired()
@@ -647,6 +657,9 @@ impl Server {
     /// is left (those calls end with `UNAVAILABLE`). Resolves once every
     /// connection is closed.
     pub async fn shutdown(&self, grace: Duration) {
+        for hook in crate::sync::lock(&self.shared.on_shutdown).iter() {
+            hook();
+        }
         self.shared.shutdown.fire();
         let idle = self.shared.connections.wait_idle();
         let timer = self.shared.config.runtime.sleep(grace);

@@ -48,6 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     p2p_grpc::rt::block_on(async {
         let server = builder.build()?;
+        // grpc.health.v1.Health, for probes: the server and the greeter.
+        let health = p2p_grpc::health::HealthReporter::attach(&server);
+        health.set_serving("helloworld.Greeter");
         println!("greeter listening on {addr}");
         server.serve(addr).await?;
         Ok(())

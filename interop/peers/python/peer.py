@@ -231,6 +231,32 @@ def run_rich_errors_client(args):
     return 0
 
 
+def run_health_client(args):
+    """grpcio-health-checking's client against a server: prints `check
+    SERVICE: STATUS` for each --check and `watch SERVICE: STATUS` (the first
+    update) for each --watch; NOT_FOUND as a status for an unknown one."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    channel = grpc.insecure_channel(f"{args.server_host}:{args.server_port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    names = health_pb2.HealthCheckResponse.ServingStatus.Name
+    try:
+        for service in args.check:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+                print(f"check {service!r}: {names(reply.status)}", flush=True)
+            except grpc.RpcError as error:
+                print(f"check {service!r}: {error.code().name}", flush=True)
+        for service in args.watch:
+            updates = stub.Watch(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            first = next(updates)
+            print(f"watch {service!r}: {names(first.status)}", flush=True)
+            updates.cancel()
+    finally:
+        channel.close()
+    return 0
+
+
 def _wants(bool_value_holder, field):
     """The value of an optional BoolValue field (False when absent)."""
     return bool_value_holder.HasField(field) and getattr(bool_value_holder, field).value
@@ -1154,6 +1180,12 @@ def main(argv):
     rich.add_argument("--server_port", type=int, required=True)
     rich.add_argument("--text", default="the payload is wrong")
 
+    health = modes.add_parser("health-client", help="grpc.health.v1 Check and Watch")
+    health.add_argument("--server_host", default="127.0.0.1")
+    health.add_argument("--server_port", type=int, required=True)
+    health.add_argument("--check", action="append", default=[])
+    health.add_argument("--watch", action="append", default=[])
+
     args = parser.parse_args(argv)
     if args.mode == "server":
         if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
@@ -1164,6 +1196,8 @@ def main(argv):
         return run_client(args)
     if args.mode == "rich-errors-client":
         return run_rich_errors_client(args)
+    if args.mode == "health-client":
+        return run_health_client(args)
     return run_keepalive_client(args)
 
 

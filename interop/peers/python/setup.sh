@@ -13,6 +13,8 @@ TOOLS_PIN='grpcio-tools==1.85.*'
 # Rich error details (google.rpc.Status and its detail messages, from
 # googleapis-common-protos, which it depends on).
 STATUS_PIN='grpcio-status==1.85.*'
+# The health checking client (grpc.health.v1).
+HEALTH_PIN='grpcio-health-checking==1.85.*'
 WANT_SERIES='1.85.'
 
 die() {
@@ -43,24 +45,25 @@ venv=$(cd "$venv" && pwd) || die "cannot enter $venv"
 py="$venv/bin/python"
 [ -x "$py" ] || die "$py is missing after creating the virtualenv"
 
-# 2. grpcio, grpcio-tools and grpcio-status, pinned to the 1.85 series.
+# 2. grpcio, grpcio-tools, grpcio-status and grpcio-health-checking, pinned
+#    to the 1.85 series.
 installed_ok() {
     "$py" - "$WANT_SERIES" <<'EOF' >/dev/null 2>&1
 import sys
 from importlib.metadata import version
 series = sys.argv[1]
-import grpc, grpc_tools.protoc, grpc_status.rpc_status  # noqa: F401  (all must import)
+import grpc, grpc_tools.protoc, grpc_status.rpc_status, grpc_health.v1.health_pb2_grpc  # noqa: F401
 from google.rpc import error_details_pb2  # noqa: F401
-ok = all(version(name).startswith(series) for name in ("grpcio", "grpcio-tools", "grpcio-status"))
+ok = all(version(name).startswith(series) for name in ("grpcio", "grpcio-tools", "grpcio-status", "grpcio-health-checking"))
 sys.exit(0 if ok else 1)
 EOF
 }
 if ! installed_ok; then
     echo "setup.sh: installing $GRPCIO_PIN $TOOLS_PIN into $venv" >&2
     "$py" -m pip install --disable-pip-version-check --no-input --quiet \
-        "$GRPCIO_PIN" "$TOOLS_PIN" "$STATUS_PIN" ||
-        die "pip could not install $GRPCIO_PIN, $TOOLS_PIN and $STATUS_PIN into $venv (see pip's output above)"
-    installed_ok || die "after pip install, grpcio/grpcio-tools/grpcio-status 1.85.* still do not import in $venv"
+        "$GRPCIO_PIN" "$TOOLS_PIN" "$STATUS_PIN" "$HEALTH_PIN" ||
+        die "pip could not install $GRPCIO_PIN, $TOOLS_PIN, $STATUS_PIN and $HEALTH_PIN into $venv (see pip's output above)"
+    installed_ok || die "after pip install, grpcio/grpcio-tools/grpcio-status/grpcio-health-checking 1.85.* still do not import in $venv"
 fi
 
 # 3. The stubs, regenerated only when the protos or grpcio-tools changed.
