@@ -12,7 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let includes = ["proto"];
 
-    let builder = p2p_grpc_build::configure();
+    // The encoded descriptors too, for server reflection.
+    let descriptors = PathBuf::from(std::env::var("OUT_DIR")?).join("interop_descriptor.bin");
+    let builder = p2p_grpc_build::configure().file_descriptor_set_path(&descriptors);
     // Parses with protox and prints `cargo:rerun-if-changed` for every file read.
     let fds = builder.load_fds(&protos, &includes)?;
     builder.compile_fds(fds.clone())?;

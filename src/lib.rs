@@ -87,6 +87,7 @@ mod response;
 mod streaming;
 
 pub mod health;
+pub mod reflection;
 
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -12,6 +12,11 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// The encoded `FileDescriptorSet` of the example protos, for server
+/// reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/examples_descriptor.bin"));
+
 /// The greeter service (`proto/helloworld.proto`).
 pub mod helloworld {
     p2p_grpc::include_proto!("helloworld");

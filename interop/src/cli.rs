@@ -212,6 +212,15 @@ pub fn server_main(args: impl IntoIterator<Item = String>) -> i32 {
         // grpc.health.v1.Health: the server and TestService are SERVING.
         let health = p2p_grpc::health::HealthReporter::attach(&server);
         health.set_serving("grpc.testing.TestService");
+        // Server reflection (v1 and v1alpha) of the interop protos.
+        match p2p_grpc::reflection::Reflection::from_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+        {
+            Ok(reflection) => reflection.attach(&server),
+            Err(err) => {
+                eprintln!("interop_server: the descriptors do not decode: {err}");
+                return EXIT_FAILED;
+            }
+        }
         let listener = match std::net::TcpListener::bind(addr) {
             Ok(listener) => listener,
             Err(err) => {

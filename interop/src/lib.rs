@@ -25,6 +25,11 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// Packages under `grpc`.
+/// The encoded `FileDescriptorSet` of the interop protos, for server
+/// reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/interop_descriptor.bin"));
+
 pub mod grpc {
     /// The gRPC interop test package, `grpc.testing`: `TestService` and
     /// `UnimplementedService` with their messages.

@@ -630,3 +630,36 @@ fn the_c_core_health_client_checks_and_watches_our_server() {
         ]
     );
 }
+
+// -- Server reflection -------------------------------------------------------------
+
+/// grpcio-reflection's descriptor database (v1alpha) lists our interop
+/// server's services and resolves a method's types through reflection.
+#[test]
+fn the_c_core_reflection_client_lists_and_resolves_our_services() {
+    let server = our_server();
+    let mut command = python_peer("reflection-client");
+    command.args([
+        "--server_host=127.0.0.1",
+        &format!("--server_port={}", server.port),
+        "--method=grpc.testing.TestService.UnaryCall",
+        "--method=grpc.testing.TestService.FullDuplexCall",
+    ]);
+    let output = command.output().expect("the reflection client runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "service: grpc.health.v1.Health",
+        "service: grpc.reflection.v1.ServerReflection",
+        "service: grpc.reflection.v1alpha.ServerReflection",
+        "service: grpc.testing.TestService",
+        "grpc.testing.TestService.UnaryCall: grpc.testing.SimpleRequest -> grpc.testing.SimpleResponse",
+        "grpc.testing.TestService.FullDuplexCall: grpc.testing.StreamingOutputCallRequest -> grpc.testing.StreamingOutputCallResponse",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "no {line:?} in:\n{stdout}");
+    }
+}

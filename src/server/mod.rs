@@ -625,6 +625,17 @@ impl Server {
         self.serve_incoming(incoming).await
     }
 
+    /// [`service_names`](Self::service_names), through a handle that does
+    /// not keep the server alive (for a service of the server that lists
+    /// its siblings: server reflection).
+    pub(crate) fn service_names_later(&self) -> impl Fn() -> Vec<String> + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || match shared.upgrade() {
+            Some(shared) => Server { shared }.service_names(),
+            None => Vec::new(),
+        }
+    }
+
     /// Runs `hook` when [`shutdown`](Self::shutdown) starts, before the
     /// server stops accepting calls (how the health service turns
     /// NOT_SERVING first).

@@ -1,5 +1,6 @@
 //! A greeter server on TCP, for `greeter-client` or any gRPC client; over
-//! TLS with `--tls CERT KEY`.
+//! TLS with `--tls CERT KEY`. It serves health checking and server
+//! reflection too (`grpcurl -plaintext 127.0.0.1:50051 list`).
 //!
 //! ```text
 //! cargo run -p p2p-grpc-examples --bin greeter-server -- 127.0.0.1:50051
@@ -51,6 +52,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // grpc.health.v1.Health, for probes: the server and the greeter.
         let health = p2p_grpc::health::HealthReporter::attach(&server);
         health.set_serving("helloworld.Greeter");
+        // Server reflection (v1 and v1alpha), for grpcurl and friends.
+        p2p_grpc::reflection::Reflection::from_file_descriptor_set(
+            p2p_grpc_examples::FILE_DESCRIPTOR_SET,
+        )?
+        .attach(&server);
         println!("greeter listening on {addr}");
         server.serve(addr).await?;
         Ok(())

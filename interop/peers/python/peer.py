@@ -257,6 +257,32 @@ def run_health_client(args):
     return 0
 
 
+def run_reflection_client(args):
+    """grpcio-reflection's ProtoReflectionDescriptorDatabase (v1alpha)
+    against a server: prints `service: NAME` for each service listed, then
+    `METHOD: INPUT -> OUTPUT` for each --method resolved through it."""
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    channel = grpc.insecure_channel(f"{args.server_host}:{args.server_port}")
+    try:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        for service in sorted(database.get_services()):
+            print(f"service: {service}", flush=True)
+        pool = DescriptorPool(database)
+        for method in args.method:
+            found = pool.FindMethodByName(method)
+            print(
+                f"{method}: {found.input_type.full_name} -> {found.output_type.full_name}",
+                flush=True,
+            )
+    finally:
+        channel.close()
+    return 0
+
+
 def _wants(bool_value_holder, field):
     """The value of an optional BoolValue field (False when absent)."""
     return bool_value_holder.HasField(field) and getattr(bool_value_holder, field).value
@@ -1186,6 +1212,11 @@ def main(argv):
     health.add_argument("--check", action="append", default=[])
     health.add_argument("--watch", action="append", default=[])
 
+    reflection = modes.add_parser("reflection-client", help="grpc.reflection.v1alpha client")
+    reflection.add_argument("--server_host", default="127.0.0.1")
+    reflection.add_argument("--server_port", type=int, required=True)
+    reflection.add_argument("--method", action="append", default=[])
+
     args = parser.parse_args(argv)
     if args.mode == "server":
         if args.use_tls and not (args.tls_cert_file and args.tls_key_file):
@@ -1198,6 +1229,8 @@ def main(argv):
         return run_rich_errors_client(args)
     if args.mode == "health-client":
         return run_health_client(args)
+    if args.mode == "reflection-client":
+        return run_reflection_client(args)
     return run_keepalive_client(args)
 
 

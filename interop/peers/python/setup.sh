@@ -15,6 +15,8 @@ TOOLS_PIN='grpcio-tools==1.85.*'
 STATUS_PIN='grpcio-status==1.85.*'
 # The health checking client (grpc.health.v1).
 HEALTH_PIN='grpcio-health-checking==1.85.*'
+# The server reflection client (ProtoReflectionDescriptorDatabase).
+REFLECTION_PIN='grpcio-reflection==1.85.*'
 WANT_SERIES='1.85.'
 
 die() {
@@ -53,15 +55,16 @@ import sys
 from importlib.metadata import version
 series = sys.argv[1]
 import grpc, grpc_tools.protoc, grpc_status.rpc_status, grpc_health.v1.health_pb2_grpc  # noqa: F401
+import grpc_reflection.v1alpha.proto_reflection_descriptor_database  # noqa: F401
 from google.rpc import error_details_pb2  # noqa: F401
-ok = all(version(name).startswith(series) for name in ("grpcio", "grpcio-tools", "grpcio-status", "grpcio-health-checking"))
+ok = all(version(name).startswith(series) for name in ("grpcio", "grpcio-tools", "grpcio-status", "grpcio-health-checking", "grpcio-reflection"))
 sys.exit(0 if ok else 1)
 EOF
 }
 if ! installed_ok; then
     echo "setup.sh: installing $GRPCIO_PIN $TOOLS_PIN into $venv" >&2
     "$py" -m pip install --disable-pip-version-check --no-input --quiet \
-        "$GRPCIO_PIN" "$TOOLS_PIN" "$STATUS_PIN" "$HEALTH_PIN" ||
+        "$GRPCIO_PIN" "$TOOLS_PIN" "$STATUS_PIN" "$HEALTH_PIN" "$REFLECTION_PIN" ||
         die "pip could not install $GRPCIO_PIN, $TOOLS_PIN, $STATUS_PIN and $HEALTH_PIN into $venv (see pip's output above)"
     installed_ok || die "after pip install, grpcio/grpcio-tools/grpcio-status/grpcio-health-checking 1.85.* still do not import in $venv"
 fi
