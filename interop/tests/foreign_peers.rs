@@ -533,6 +533,26 @@ fn the_c_core_client_against_our_server_over_tls() {
     );
 }
 
+/// Runs one of the Python peer's client modes against `server` with
+/// `args`; returns what it printed, failing the test if it failed.
+fn python_mode(mode: &str, server: &Served, args: &[&str]) -> String {
+    let mut command = python_peer(mode);
+    command
+        .arg("--server_host=127.0.0.1")
+        .arg(format!("--server_port={}", server.port))
+        .args(args);
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("the {mode} runs: {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{mode}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 // -- Rich error details --------------------------------------------------------
 //
 // `google.rpc.Status` in `grpc-status-details-bin`, with a `BadRequest` and a
@@ -543,18 +563,10 @@ fn the_c_core_client_against_our_server_over_tls() {
 #[test]
 fn the_c_core_reads_the_error_details_we_send() {
     let server = our_server();
-    let mut command = python_peer("rich-errors-client");
-    command.args([
-        "--server_host=127.0.0.1",
-        &format!("--server_port={}", server.port),
-        "--text=name must not be empty",
-    ]);
-    let output = command.output().expect("the rich-errors client runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = python_mode(
+        "rich-errors-client",
+        &server,
+        &["--text=name must not be empty"],
     );
     assert!(
         stdout.contains("code: 3 message: with details: name must not be empty"),
@@ -602,22 +614,16 @@ fn we_read_the_error_details_the_c_core_sends() {
 #[test]
 fn the_c_core_health_client_checks_and_watches_our_server() {
     let server = our_server();
-    let mut command = python_peer("health-client");
-    command.args([
-        "--server_host=127.0.0.1",
-        &format!("--server_port={}", server.port),
-        "--check=",
-        "--check=grpc.testing.TestService",
-        "--check=no.such.Service",
-        "--watch=grpc.testing.TestService",
-        "--watch=no.such.Service",
-    ]);
-    let output = command.output().expect("the health client runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = python_mode(
+        "health-client",
+        &server,
+        &[
+            "--check=",
+            "--check=grpc.testing.TestService",
+            "--check=no.such.Service",
+            "--watch=grpc.testing.TestService",
+            "--watch=no.such.Service",
+        ],
     );
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
@@ -638,19 +644,13 @@ fn the_c_core_health_client_checks_and_watches_our_server() {
 #[test]
 fn the_c_core_reflection_client_lists_and_resolves_our_services() {
     let server = our_server();
-    let mut command = python_peer("reflection-client");
-    command.args([
-        "--server_host=127.0.0.1",
-        &format!("--server_port={}", server.port),
-        "--method=grpc.testing.TestService.UnaryCall",
-        "--method=grpc.testing.TestService.FullDuplexCall",
-    ]);
-    let output = command.output().expect("the reflection client runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = python_mode(
+        "reflection-client",
+        &server,
+        &[
+            "--method=grpc.testing.TestService.UnaryCall",
+            "--method=grpc.testing.TestService.FullDuplexCall",
+        ],
     );
     for line in [
         "service: grpc.health.v1.Health",
