@@ -2,9 +2,10 @@
 //! (grpcurl 1.8.8 and later ask v1; older tools v1alpha), answered from
 //! the file descriptor sets p2p-grpc-build writes.
 //!
-//! In `build.rs`, one line more writes the descriptors:
+//! In `build.rs` (with `p2p-grpc-build`), one line more writes the
+//! descriptors:
 //!
-//! ```no_run
+//! ```ignore
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
 //! p2p_grpc_build::configure()
