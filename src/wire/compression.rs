@@ -22,6 +22,11 @@ const GZIP_LEVEL: u32 = 6;
 #[cfg(feature = "zstd")]
 const ZSTD_LEVEL: i32 = 3;
 
+/// The largest zstd window a message may ask the decoder for: 2^23 bytes
+/// (8 MiB), what zstd's format guarantees every decoder supports.
+#[cfg(feature = "zstd")]
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
 /// A message compression algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -239,11 +244,16 @@ pub fn decompress(
         CompressionEncoding::Deflate => read_limited(ZlibDecoder::new(src), src.len(), limit),
         #[cfg(feature = "zstd")]
         CompressionEncoding::Zstd => {
-            // The streaming decoder allocates its window as the frame asks
-            // (at most 8 MiB for the default window limit) and writes into
-            // our bounded buffer, so the limit holds here too.
-            let decoder = zstd::stream::read::Decoder::with_buffer(src)
-                .map_err(|e| Status::internal(format!("failed to decompress message: {e}")))?;
+            // The decoder allocates the window a frame asks for before it
+            // writes a byte: capped at 8 MiB (zstd's own default would let
+            // a tiny frame claim 128 MiB). The output goes to our bounded
+            // buffer, so the message limit holds too.
+            let failed =
+                |e: std::io::Error| Status::internal(format!("failed to decompress message: {e}"));
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(src).map_err(failed)?;
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(failed)?;
             read_limited(decoder, src.len(), limit)
         }
     }
@@ -410,6 +420,29 @@ mod tests {
                 Some(encoding)
             );
         }
+    }
+
+    /// A zstd frame may declare a window far larger than its content, which
+    /// the decoder would allocate up front: one over 8 MiB is refused.
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn a_zstd_frame_asking_for_a_huge_window_is_refused() {
+        let mut frame = Vec::new();
+        let mut encoder = zstd::stream::write::Encoder::new(&mut frame, 1).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.write_all(&[7u8; 1024]).unwrap();
+        encoder.finish().unwrap();
+        let err = decompress(CompressionEncoding::Zstd, &frame, usize::MAX).unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{err:?}");
+        // Within the cap, the same content decodes.
+        let mut small = BytesMut::new();
+        compress(CompressionEncoding::Zstd, &[7u8; 1024], &mut small).unwrap();
+        assert_eq!(
+            decompress(CompressionEncoding::Zstd, &small, 4096)
+                .unwrap()
+                .len(),
+            1024
+        );
     }
 
     #[test]
