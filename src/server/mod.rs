@@ -242,6 +242,11 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// [`ServerBuilder::memory_budget`]).
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
 
+/// How long a connection whose TLS handshake failed is kept open for its
+/// alert to reach the client ([`crate::tls::linger`]).
+#[cfg(feature = "tls")]
+const TLS_LINGER: Duration = Duration::from_secs(1);
+
 impl ServerBuilder {
     /// The runtime that runs calls and timers (default: the one chosen by
     /// the enabled features, see [`rt::default_runtime`](crate::rt::default_runtime)).
@@ -572,18 +577,40 @@ impl Server {
             let _live = self.shared.connections.enter();
             let handshake = tls.accept(Box::new(io));
             let mut forced = self.shared.force_shutdown.wait();
+            let mut refused = None;
             let limited = crate::http2::handshake::limited(
-                async { handshake.await.map_err(Error::tls) },
+                async {
+                    handshake.await.map_err(|(err, io)| {
+                        refused = io;
+                        Error::tls(err)
+                    })
+                },
                 &self.shared.config.runtime,
                 self.shared.config.settings.handshake_timeout,
                 Some(&mut forced),
                 "TLS handshake",
             );
-            let (io, certificates) = match limited.await {
+            let result = limited.await;
+            let (io, certificates) = match result {
                 Ok(accepted) => accepted,
                 Err(err) => {
                     let remote = info.map(|info| info.remote_addr);
                     tracing::debug!(%err, ?remote, "TLS handshake failed");
+                    if let Some(io) = refused {
+                        // Let the alert reach the client before the socket
+                        // closes; the outcome does not matter.
+                        let _ = crate::http2::handshake::limited(
+                            async {
+                                crate::tls::linger(io).await;
+                                Ok(())
+                            },
+                            &self.shared.config.runtime,
+                            TLS_LINGER,
+                            Some(&mut forced),
+                            "TLS close",
+                        )
+                        .await;
+                    }
                     return Err(err);
                 }
             };

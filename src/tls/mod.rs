@@ -24,4 +24,4 @@ mod stream;
 pub use self::config::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 pub use self::error::{TlsError, TlsErrorKind};
 pub use self::stream::PeerCertificates;
-pub(crate) use self::stream::{Acceptor, Connector};
+pub(crate) use self::stream::{linger, Acceptor, Connector};

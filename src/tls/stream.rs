@@ -35,22 +35,52 @@ impl Acceptor {
     }
 
     /// Runs the server handshake on `io`: the TLS stream and the client's
-    /// certificates, if it presented any.
+    /// certificates, if it presented any. A failed handshake gives the
+    /// connection back with its error, to be closed with [`linger`].
     pub(crate) async fn accept(
         &self,
         io: BoxIo,
-    ) -> Result<(BoxIo, Option<PeerCertificates>), TlsError> {
-        let stream = self
-            .acceptor
-            .accept(io)
-            .await
-            .map_err(TlsError::handshake)?;
+    ) -> Result<(BoxIo, Option<PeerCertificates>), (TlsError, Option<BoxIo>)> {
+        let stream = match self.acceptor.accept(io).into_fallible().await {
+            Ok(stream) => stream,
+            Err((err, io)) => return Err((TlsError::handshake(err), Some(io))),
+        };
         let (_, session) = stream.get_ref();
-        check_alpn(session.alpn_protocol(), "the client")?;
+        if let Err(err) = check_alpn(session.alpn_protocol(), "the client") {
+            return Err((err, None));
+        }
         let certificates = session
             .peer_certificates()
             .map(|chain| PeerCertificates(chain.iter().map(Certificate::from_rustls).collect()));
         Ok((Box::new(stream), certificates))
+    }
+}
+
+/// The most a refused client may still send while [`linger`] waits for it
+/// to close.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Closes a connection whose handshake failed so that the client learns
+/// why. In TLS 1.3 a client finishes its side of the handshake before the
+/// server has checked its certificate, and sends its HTTP/2 preface at
+/// once. Dropping the socket with that preface unread makes the kernel
+/// answer with a reset, which can reach the client before the alert rustls
+/// queued, and the client then reports a broken pipe instead of
+/// `CertificateRequired` or `UnknownCA`. So: send the alert, half-close,
+/// and read what the client still sends (up to [`LINGER_BYTES`]) until it
+/// closes. The caller bounds the time this takes.
+pub(crate) async fn linger(mut io: BoxIo) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    if io.close().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        match io.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
     }
 }
 
