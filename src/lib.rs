@@ -59,8 +59,9 @@
 //! - [`rt`]: the runtime seam, one file per executor, and TCP on `async-io`;
 //! - `http2/`: gRPC calls on h2, what both roles share (settings,
 //!   handshake, keepalive, sending, receiving, deadlines);
-//! - [`server`] and [`client`]: the two roles;
-//! - `libp2p` (feature `libp2p`): `GrpcStream`, gRPC between libp2p peers.
+//! - [`server`] and [`client`]: the two roles, with their interceptors;
+//! - `libp2p` (feature `libp2p`): `GrpcStream`, gRPC between libp2p peers;
+//! - [`interceptors`]: ready-made interceptors (`Tracing`, `Metrics`).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -87,6 +88,7 @@ mod response;
 mod streaming;
 
 pub mod health;
+pub mod interceptors;
 pub mod reflection;
 
 #[cfg(feature = "tls")]
@@ -98,6 +100,7 @@ pub mod libp2p;
 pub use client::Channel;
 pub use connect_info::TcpConnectInfo;
 pub use error::Error;
+pub use http2::observe::{CallKind, CallStats};
 pub use request::{IntoRequest, IntoStreamingRequest, Request};
 pub use response::Response;
 pub use server::Server;

@@ -55,6 +55,15 @@ impl<T> Streaming<T> {
         self.body.headers()
     }
 
+    /// Client side: what the channel's endpoint attaches to its responses
+    /// (over libp2p, the [`RemotePeer`](crate::libp2p::RemotePeer) that
+    /// answers); empty until the response headers arrived, and on the
+    /// server. A unary or server-streaming call's
+    /// [`Response::extensions`](crate::Response::extensions) hold the same.
+    pub fn extensions(&self) -> http::Extensions {
+        self.body.endpoint_extensions()
+    }
+
     /// Whether the last message returned arrived compressed on the wire.
     pub fn last_message_compressed(&self) -> bool {
         self.body.last_compressed()

@@ -3,9 +3,10 @@
 //! for each call.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use h2::client::SendRequest;
 
 use super::Channel;
@@ -27,11 +28,20 @@ pub enum LoadBalancing {
     RoundRobin,
 }
 
+/// Finds more endpoints for a balanced channel whose endpoints failed:
+/// returns channels to add (the balancer skips those it already has, by
+/// authority).
+pub(crate) type Refresh = Arc<dyn Fn() -> BoxFuture<'static, Vec<Channel>> + Send + Sync>;
+
 /// The endpoints of a balanced channel and the policy between them.
 pub(crate) struct Balancer {
-    endpoints: Vec<Endpoint>,
+    /// Grows when a refresh finds new endpoints; calls take a snapshot.
+    endpoints: Arc<RwLock<Arc<[Arc<Endpoint>]>>>,
     policy: LoadBalancing,
     next: AtomicUsize,
+    refresh: Option<Refresh>,
+    /// A refresh is running.
+    refreshing: Arc<AtomicBool>,
 }
 
 struct Endpoint {
@@ -42,22 +52,35 @@ struct Endpoint {
 
 impl Balancer {
     /// `channels`: one lazy, reconnecting channel per endpoint (at least one).
-    pub(crate) fn new(channels: Vec<Channel>, policy: LoadBalancing) -> Self {
+    pub(crate) fn new(
+        channels: Vec<Channel>,
+        policy: LoadBalancing,
+        refresh: Option<Refresh>,
+    ) -> Self {
         Balancer {
-            endpoints: channels
-                .into_iter()
-                .map(|channel| Endpoint {
-                    channel,
-                    probing: Arc::new(AtomicBool::new(false)),
-                })
-                .collect(),
+            endpoints: Arc::new(RwLock::new(
+                channels.into_iter().map(Endpoint::new).collect(),
+            )),
             policy,
             next: AtomicUsize::new(0),
+            refresh,
+            refreshing: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    pub(crate) fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.endpoints.iter().map(|endpoint| &endpoint.channel)
+    fn snapshot(&self) -> Arc<[Arc<Endpoint>]> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// The endpoints' channels, now.
+    pub(crate) fn channels(&self) -> Vec<Channel> {
+        self.snapshot()
+            .iter()
+            .map(|endpoint| endpoint.channel.clone())
+            .collect()
     }
 
     /// A ready stream handle on the endpoint the policy picks.
@@ -65,17 +88,18 @@ impl Balancer {
         &self,
         wait_for_ready: bool,
     ) -> Result<(SendRequest<Bytes>, ConnectionFlag), Status> {
-        let count = self.endpoints.len();
+        let endpoints = self.snapshot();
+        let count = endpoints.len();
         let turn = match self.policy {
             LoadBalancing::PickFirst => 0,
             LoadBalancing::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed),
         };
-        self.probe_disconnected();
+        self.probe_disconnected(&endpoints);
         // The endpoints connected now share the calls evenly (a dead one's
         // turns are not all handed to its neighbour).
-        let connected: Vec<&Endpoint> = self
-            .endpoints
+        let connected: Vec<&Endpoint> = endpoints
             .iter()
+            .map(|e| &**e)
             .filter(|e| e.channel.is_connected())
             .collect();
         if !connected.is_empty() {
@@ -88,7 +112,7 @@ impl Balancer {
             }
         }
         let start = turn % count;
-        let in_turn = || (0..count).map(move |i| &self.endpoints[(start + i) % count]);
+        let in_turn = || (0..count).map(|i| &endpoints[(start + i) % count]);
         // None is: connect one, in turn (those backing off fail at once).
         let mut failures = Vec::new();
         for endpoint in in_turn() {
@@ -119,10 +143,16 @@ impl Balancer {
     /// Reconnects, in the background, every endpoint that is neither
     /// connected nor waiting out its backoff, so that one that came back
     /// rejoins the rotation without a call having to fail on it.
-    fn probe_disconnected(&self) {
-        for endpoint in &self.endpoints {
+    ///
+    /// With a refresh, an endpoint found dead also asks it for new ones.
+    fn probe_disconnected(&self, endpoints: &[Arc<Endpoint>]) {
+        for endpoint in endpoints {
             let channel = &endpoint.channel;
-            if channel.is_connected() || channel.is_backing_off() {
+            if channel.is_connected() {
+                continue;
+            }
+            if channel.is_backing_off() {
+                self.start_refresh();
                 continue;
             }
             if endpoint.probing.swap(true, Ordering::AcqRel) {
@@ -137,5 +167,49 @@ impl Balancer {
                 probing.store(false, Ordering::Release);
             }));
         }
+    }
+}
+
+impl Endpoint {
+    fn new(channel: Channel) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            channel,
+            probing: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+impl Balancer {
+    /// Asks the refresh, in the background and one at a time, for
+    /// endpoints to add.
+    fn start_refresh(&self) {
+        let Some(refresh) = self.refresh.clone() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(runtime) = self.snapshot().first().map(|e| e.channel.runtime().clone()) else {
+            return;
+        };
+        let refreshing = self.refreshing.clone();
+        let endpoints = self.endpoints.clone();
+        runtime.spawn(Box::pin(async move {
+            let found = refresh().await;
+            let mut endpoints = endpoints.write().unwrap_or_else(|poison| poison.into_inner());
+            let mut all = endpoints.to_vec();
+            for channel in found {
+                let known = all
+                    .iter()
+                    .any(|e| e.channel.authority() == channel.authority());
+                if !known {
+                    tracing::debug!(endpoint = %channel.authority(), "new endpoint joins the rotation");
+                    all.push(Endpoint::new(channel));
+                }
+            }
+            *endpoints = all.into();
+            drop(endpoints);
+            refreshing.store(false, Ordering::Release);
+        }));
     }
 }

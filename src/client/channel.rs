@@ -17,6 +17,7 @@ use http::HeaderValue;
 
 use super::backoff::{Backoff, BackoffState};
 use super::balance::{Balancer, LoadBalancing};
+use super::intercept::{Chain, Interceptor};
 use super::retry::{RetryPolicy, ServiceConfig, Throttle};
 use super::target::Target;
 use crate::http2::errors::status_from_h2;
@@ -71,6 +72,9 @@ pub struct ChannelBuilder {
     service_config: Option<Arc<ServiceConfig>>,
     /// `https` when the channel runs TLS itself.
     scheme: Scheme,
+    /// Put into the extensions of every response (see
+    /// [`endpoint_extension`](Self::endpoint_extension)).
+    endpoint: Arc<http::Extensions>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTlsConfig>,
 }
@@ -98,6 +102,7 @@ impl Default for ChannelBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             service_config: None,
             scheme: Scheme::HTTP,
+            endpoint: Arc::new(http::Extensions::new()),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -220,6 +225,13 @@ impl ChannelBuilder {
         self
     }
 
+    /// Puts `value` into the extensions of every response of the channel's
+    /// calls, to tell which endpoint served them (over libp2p, the peer).
+    pub(crate) fn endpoint_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.endpoint).insert(value);
+        self
+    }
+
     fn into_inner(self, connector: Option<Box<dyn Connector>>) -> Result<Inner, Error> {
         let runtime = crate::rt::or_default(self.runtime.clone())?;
         let keepalive = self.keepalive.map(|mut keepalive| {
@@ -254,6 +266,7 @@ impl ChannelBuilder {
         Ok(Channel {
             inner: Arc::new(inner),
             balancer: None,
+            interceptors: no_interceptors(),
         })
     }
 
@@ -264,6 +277,7 @@ impl ChannelBuilder {
         Ok(Channel {
             inner: Arc::new(inner),
             balancer: None,
+            interceptors: no_interceptors(),
         })
     }
 
@@ -557,11 +571,18 @@ struct Connection {
     send: SendRequest<Bytes>,
     alive: Arc<AtomicBool>,
     calls: Tracker,
+    /// What the responses of this connection's calls carry in their
+    /// extensions (over libp2p, the peer).
+    endpoint: Arc<http::Extensions>,
 }
 
 impl Connection {
     fn flag(&self) -> ConnectionFlag {
-        ConnectionFlag::new(self.alive.clone(), self.calls.clone())
+        ConnectionFlag::new(
+            self.alive.clone(),
+            self.calls.clone(),
+            self.endpoint.clone(),
+        )
     }
 }
 
@@ -645,7 +666,12 @@ impl Inner {
                 tracing::debug!(%err, "client connection ended with an error");
             }
         }));
-        Ok(Connection { send, alive, calls })
+        Ok(Connection {
+            send,
+            alive,
+            calls,
+            endpoint: self.config.endpoint.clone(),
+        })
     }
 
     /// The live connection, opening a new one through the connector when
@@ -751,6 +777,12 @@ pub struct Channel {
     inner: Arc<Inner>,
     /// A balanced channel's endpoints (`inner` is then the first one's).
     balancer: Option<Arc<Balancer>>,
+    /// Run around every call, in order (empty: none).
+    interceptors: Chain,
+}
+
+fn no_interceptors() -> Chain {
+    Arc::new([])
 }
 
 impl fmt::Debug for Channel {
@@ -761,15 +793,29 @@ impl fmt::Debug for Channel {
             .field("reconnects", &self.inner.connector.is_some())
             .field(
                 "endpoints",
-                &self.balancer.as_ref().map_or(1, |b| b.channels().count()),
+                &self.balancer.as_ref().map_or(1, |b| b.channels().len()),
             )
+            .field("interceptors", &self.interceptors.len())
             .finish()
     }
 }
 
 impl Channel {
     /// A channel over `channels` (one per endpoint, at least one).
-    fn balanced(channels: Vec<Channel>, policy: LoadBalancing) -> Result<Channel, Error> {
+    pub(crate) fn balanced(
+        channels: Vec<Channel>,
+        policy: LoadBalancing,
+    ) -> Result<Channel, Error> {
+        Channel::balanced_with(channels, policy, None)
+    }
+
+    /// [`balanced`](Self::balanced), with a source of new endpoints for
+    /// when some fail.
+    pub(crate) fn balanced_with(
+        channels: Vec<Channel>,
+        policy: LoadBalancing,
+        refresh: Option<super::balance::Refresh>,
+    ) -> Result<Channel, Error> {
         let Some(first) = channels.first() else {
             return Err(Error::invalid_target(
                 "a balanced channel needs at least one target".to_owned(),
@@ -777,7 +823,8 @@ impl Channel {
         };
         Ok(Channel {
             inner: first.inner.clone(),
-            balancer: Some(Arc::new(Balancer::new(channels, policy))),
+            balancer: Some(Arc::new(Balancer::new(channels, policy, refresh))),
+            interceptors: no_interceptors(),
         })
     }
 
@@ -796,6 +843,24 @@ impl Channel {
         ChannelBuilder::default().connect_tcp(addr).await
     }
 
+    /// This channel, with `interceptor` added to the chain that runs around
+    /// each of its calls (see [`Interceptor`] for when its hooks run). The
+    /// new channel shares this one's connections; this one is unchanged.
+    pub fn with_interceptor(&self, interceptor: impl Interceptor) -> Channel {
+        let mut chain = self.interceptors.to_vec();
+        chain.push(Arc::new(interceptor));
+        Channel {
+            inner: self.inner.clone(),
+            balancer: self.balancer.clone(),
+            interceptors: chain.into(),
+        }
+    }
+
+    /// The channel's interceptors.
+    pub(crate) fn interceptors(&self) -> &Chain {
+        &self.interceptors
+    }
+
     /// The keepalive interval the next connection uses: the one configured
     /// (raised to [`MIN_KEEPALIVE_INTERVAL`]), doubled each time a server
     /// answered `too_many_pings`. `None` without keepalive.
@@ -807,7 +872,7 @@ impl Channel {
     pub fn is_connected(&self) -> bool {
         match &self.balancer {
             None => self.inner.live().is_some(),
-            Some(balancer) => balancer.channels().any(Channel::is_connected),
+            Some(balancer) => balancer.channels().iter().any(Channel::is_connected),
         }
     }
 
@@ -816,7 +881,11 @@ impl Channel {
     pub fn connected_endpoints(&self) -> usize {
         match &self.balancer {
             None => usize::from(self.is_connected()),
-            Some(balancer) => balancer.channels().filter(|c| c.is_connected()).count(),
+            Some(balancer) => balancer
+                .channels()
+                .iter()
+                .filter(|c| c.is_connected())
+                .count(),
         }
     }
 

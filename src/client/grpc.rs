@@ -13,11 +13,13 @@ use h2::SendStream;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Uri};
 
+use super::intercept::CallObserver;
 use super::replay::{SharedLog, SharedSource};
 use super::retry::Retries;
 use super::Channel;
 use crate::http2::deadline;
 use crate::http2::errors::status_from_h2;
+use crate::http2::observe::{CallCounters, CallKind};
 use crate::http2::recv::{OpenedHead, PendingHead, RecvBody};
 use crate::http2::send::{fill_batch, send_data, Filled};
 use crate::rt::Sleep;
@@ -93,17 +95,24 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let mut attempt = Attempt::of(&request);
-        let (metadata, _, message) = request.into_parts();
-        let payload = self.encode(&message)?;
+        let (mut metadata, extensions, message) = request.into_parts();
+        let mut observer = self.observer(path, CallKind::Unary, &attempt);
         let mut deadline = self.deadline(attempt.timeout);
         let call = async {
-            let (metadata, body) = self
+            begin(&mut observer, &mut metadata, extensions).await?;
+            let payload = self.encode(&message, observer.as_ref())?;
+            let (metadata, mut body) = self
                 .send_retried(path, &metadata, &mut attempt, payload)
                 .await?;
+            body.set_counters(observer.as_ref().map(|o| o.counters().clone()));
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages).await
         };
-        deadline::race(&mut deadline, call).await
+        let result = deadline::race(&mut deadline, call).await;
+        if let Some(observer) = observer.as_mut() {
+            observer.end_with(&result);
+        }
+        result
     }
 
     /// A server-streaming call: one request, a stream of responses.
@@ -117,17 +126,32 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let mut attempt = Attempt::of(&request);
-        let (metadata, _, message) = request.into_parts();
-        let payload = self.encode(&message)?;
+        let (mut metadata, extensions, message) = request.into_parts();
+        let mut observer = self.observer(path, CallKind::ServerStreaming, &attempt);
         let mut deadline = self.deadline(attempt.timeout);
-        let call = self.send_retried(path, &metadata, &mut attempt, payload);
-        let (metadata, mut body) = deadline::race(&mut deadline, call).await?;
+        let call = async {
+            begin(&mut observer, &mut metadata, extensions).await?;
+            let payload = self.encode(&message, observer.as_ref())?;
+            self.send_retried(path, &metadata, &mut attempt, payload)
+                .await
+        };
+        let (metadata, mut body) = match deadline::race(&mut deadline, call).await {
+            Ok(opened) => opened,
+            Err(status) => {
+                if let Some(observer) = observer.as_mut() {
+                    observer.end(&status);
+                }
+                return Err(status);
+            }
+        };
         body.set_deadline(deadline);
         body.set_headers(metadata.clone());
+        observe_body(&mut body, observer);
+        let extensions = body.endpoint_extensions();
         Ok(Response::from_parts(
             metadata,
             Streaming::new(body),
-            http::Extensions::new(),
+            extensions,
         ))
     }
 
@@ -143,13 +167,18 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let mut attempt = Attempt::of(&request);
-        let (metadata, extensions, messages) = request.into_parts();
-        let switch = extensions.get::<MessageCompression>().cloned();
+        let (mut metadata, extensions, messages) = request.into_parts();
+        let mut observer = self.observer(path, CallKind::ClientStreaming, &attempt);
         let mut deadline = self.deadline(attempt.timeout);
         let call = async {
+            let mut out = Outgoing {
+                switch: begin(&mut observer, &mut metadata, extensions).await?,
+                log: None,
+                counters: observer.as_ref().map(|o| o.counters().clone()),
+            };
             if self.channel.retry_policy(path).0.is_none() {
                 return self
-                    .client_streaming_attempt(path, &metadata, &attempt, messages, &switch, None)
+                    .client_streaming_attempt(path, &metadata, &attempt, messages, &out)
                     .await
                     .map_err(|(status, _)| status);
             }
@@ -157,17 +186,11 @@ impl Grpc {
             // sent, and replayed by the next attempt.
             let source = SharedSource::new(messages);
             let log = SharedLog::default();
+            out.log = Some(log.clone());
             let mut retries = Retries::first();
             loop {
                 let result = self
-                    .client_streaming_attempt(
-                        path,
-                        &metadata,
-                        &attempt,
-                        source.clone(),
-                        &switch,
-                        Some(&log),
-                    )
+                    .client_streaming_attempt(path, &metadata, &attempt, source.clone(), &out)
                     .await;
                 let (policy, throttle) = self.channel.retry_policy(path);
                 let status = match result {
@@ -192,7 +215,11 @@ impl Grpc {
                 attempt.previous = retries.attempts - 1;
             }
         };
-        deadline::race(&mut deadline, call).await
+        let result = deadline::race(&mut deadline, call).await;
+        if let Some(observer) = observer.as_mut() {
+            observer.end_with(&result);
+        }
+        result
     }
 
     /// One attempt of a client-streaming call. An error says whether the
@@ -204,8 +231,7 @@ impl Grpc {
         metadata: &MetadataMap,
         attempt: &Attempt,
         messages: S,
-        switch: &Option<MessageCompression>,
-        log: Option<&SharedLog>,
+        out: &Outgoing,
     ) -> Result<Response<Resp>, (Status, bool)>
     where
         S: Stream<Item = Req>,
@@ -216,13 +242,14 @@ impl Grpc {
             .start(path, metadata, attempt)
             .await
             .map_err(|status| (status, false))?;
-        let mut pump = pin!(self.pump(send, messages, switch.clone(), log));
+        let mut pump = pin!(self.pump(send, messages, out));
         let mut pump_done = false;
         let mut answer = pin!(async {
-            let (metadata, body) = self
+            let (metadata, mut body) = self
                 .response_headers(response)
                 .await
                 .map_err(|status| (status, false))?;
+            body.set_counters(out.counters.clone());
             let mut messages = Streaming::<Resp>::new(body);
             single_response(metadata, &mut messages)
                 .await
@@ -270,15 +297,34 @@ impl Grpc {
         Resp: prost::Message + Default,
     {
         let attempt = Attempt::of(&request);
-        let (metadata, extensions, messages) = request.into_parts();
-        let switch = extensions.get::<MessageCompression>().cloned();
+        let (mut metadata, extensions, messages) = request.into_parts();
+        let mut observer = self.observer(path, CallKind::BidiStreaming, &attempt);
         let mut deadline = self.deadline(attempt.timeout);
-        let (head, send) =
-            deadline::race(&mut deadline, self.start(path, &metadata, &attempt)).await?;
+        let started = deadline::race(&mut deadline, async {
+            let switch = begin(&mut observer, &mut metadata, extensions).await?;
+            Ok((switch, self.start(path, &metadata, &attempt).await?))
+        })
+        .await;
+        let (switch, (head, send)) = match started {
+            Ok(started) => started,
+            Err(status) => {
+                if let Some(observer) = observer.as_mut() {
+                    observer.end(&status);
+                }
+                return Err(status);
+            }
+        };
+        let counters = observer.as_ref().map(|o| o.counters().clone());
         if self.channel.retry_policy(path).0.is_none() {
             let mut body = RecvBody::pending(head, self.max_decoding_message_size);
-            body.set_cancel_on_drop(self.spawn_pump(send, messages, switch, None, None));
+            let out = Outgoing {
+                switch,
+                log: None,
+                counters,
+            };
+            body.set_cancel_on_drop(self.spawn_pump(send, messages, out, None));
             body.set_deadline(deadline);
+            observe_body(&mut body, observer);
             return Ok(Streaming::new(body));
         }
         // Under a retry policy, a task of its own makes the attempts: the
@@ -294,8 +340,11 @@ impl Grpc {
             metadata,
             attempt,
             source: SharedSource::new(messages),
-            switch,
-            log: SharedLog::default(),
+            out: Outgoing {
+                switch,
+                log: Some(SharedLog::default()),
+                counters,
+            },
         };
         self.channel.runtime().spawn(Box::pin(async move {
             let attempts = retry.run(head, send, relay);
@@ -304,6 +353,7 @@ impl Grpc {
         let mut body = RecvBody::relayed(relayed, self.max_decoding_message_size);
         body.set_cancel_on_drop(cancel);
         body.set_deadline(deadline);
+        observe_body(&mut body, observer);
         Ok(Streaming::new(body))
     }
 
@@ -314,8 +364,7 @@ impl Grpc {
         &self,
         send: SendStream<Bytes>,
         messages: S,
-        switch: Option<MessageCompression>,
-        log: Option<SharedLog>,
+        out: Outgoing,
         done: Option<&PumpDone>,
     ) -> oneshot::Sender<()>
     where
@@ -330,7 +379,7 @@ impl Grpc {
         let grpc = self.clone();
         self.channel.runtime().spawn(Box::pin(async move {
             let pump = async {
-                if let Err(status) = grpc.pump(send, messages, switch, log.as_ref()).await {
+                if let Err(status) = grpc.pump(send, messages, &out).await {
                     tracing::debug!(%status, "request stream failed; call cancelled");
                 }
             };
@@ -340,7 +389,13 @@ impl Grpc {
         cancel
     }
 
-    fn encode<M: prost::Message>(&self, message: &M) -> Result<Bytes, Status> {
+    /// Encodes the one request of a unary or server-streaming call (and
+    /// counts it as sent, for the interceptors).
+    fn encode<M: prost::Message>(
+        &self,
+        message: &M,
+        observer: Option<&CallObserver>,
+    ) -> Result<Bytes, Status> {
         let mut buf = BytesMut::new();
         encode_message(
             message,
@@ -348,7 +403,26 @@ impl Grpc {
             self.max_encoding_message_size,
             &mut buf,
         )?;
+        if let Some(observer) = observer {
+            observer.counters().sent(1, buf.len() as u64);
+        }
         Ok(buf.freeze())
+    }
+
+    /// The observer of a call, when the channel has interceptors.
+    fn observer(
+        &self,
+        path: &'static str,
+        kind: CallKind,
+        attempt: &Attempt,
+    ) -> Option<CallObserver> {
+        CallObserver::new(
+            self.channel.interceptors(),
+            path,
+            kind,
+            || self.channel.authority().as_str().into(),
+            attempt.timeout,
+        )
     }
 
     fn deadline(&self, timeout: Option<Duration>) -> Option<Sleep> {
@@ -527,13 +601,17 @@ impl Grpc {
         &self,
         mut send: SendStream<Bytes>,
         messages: S,
-        switch: Option<MessageCompression>,
-        log: Option<&SharedLog>,
+        out: &Outgoing,
     ) -> Result<(), Status>
     where
         S: Stream<Item = Req>,
         Req: prost::Message,
     {
+        let Outgoing {
+            switch,
+            log,
+            counters,
+        } = out;
         if let Some(log) = log {
             let replay = crate::sync::lock(log).batches();
             for (batch, ended) in replay {
@@ -560,6 +638,9 @@ impl Grpc {
                     return Err(status);
                 }
             };
+            if let Some(counters) = counters {
+                counters.sent_batch(&buf);
+            }
             let batch = buf.take();
             if let Some(log) = log {
                 crate::sync::lock(log).record(&batch, ended);
@@ -622,6 +703,16 @@ impl Attempt {
     }
 }
 
+/// How a call's requests go out, whatever the attempt: the compression
+/// switch the request asked for, the log of what was sent (under a retry
+/// policy, for the next attempt to replay), and the interceptors' counters.
+#[derive(Clone, Default)]
+struct Outgoing {
+    switch: Option<MessageCompression>,
+    log: Option<SharedLog>,
+    counters: Option<Arc<CallCounters>>,
+}
+
 /// Where a bidi call's request pump says it has ended.
 type PumpDone = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
 
@@ -632,8 +723,8 @@ struct BidiRetry<S> {
     metadata: MetadataMap,
     attempt: Attempt,
     source: SharedSource<S>,
-    switch: Option<MessageCompression>,
-    log: SharedLog,
+    /// Its log is always there: every attempt's requests are logged.
+    out: Outgoing,
 }
 
 impl<S, Req> BidiRetry<S>
@@ -680,7 +771,12 @@ where
                 let _ = stopped.await;
             }
             let (policy, throttle) = self.grpc.channel.retry_policy(self.path);
-            let delay = if crate::sync::lock(&self.log).overflowed() {
+            let overflowed = self
+                .out
+                .log
+                .as_ref()
+                .is_some_and(|log| crate::sync::lock(log).overflowed());
+            let delay = if overflowed {
                 None
             } else {
                 retries.next_delay(policy, throttle, &status, fastrand::f64())
@@ -710,13 +806,33 @@ where
     }
 
     fn pump(&self, send: SendStream<Bytes>, done: &PumpDone) -> oneshot::Sender<()> {
-        self.grpc.spawn_pump(
-            send,
-            self.source.clone(),
-            self.switch.clone(),
-            Some(self.log.clone()),
-            Some(done),
-        )
+        self.grpc
+            .spawn_pump(send, self.source.clone(), self.out.clone(), Some(done))
+    }
+}
+
+/// Runs the interceptors' `on_start` of a call, if it has any, on its
+/// request metadata and extensions; returns the compression switch the
+/// request asks for, or the refusal.
+async fn begin(
+    observer: &mut Option<CallObserver>,
+    metadata: &mut MetadataMap,
+    extensions: http::Extensions,
+) -> Result<Option<MessageCompression>, Status> {
+    match observer {
+        None => Ok(extensions.get::<MessageCompression>().cloned()),
+        Some(observer) => {
+            observer.start(metadata, extensions).await?;
+            Ok(observer.extensions().get::<MessageCompression>().cloned())
+        }
+    }
+}
+
+/// Hands a call's observer to its response stream, which reports the end.
+fn observe_body(body: &mut RecvBody, observer: Option<CallObserver>) {
+    if let Some(observer) = observer {
+        body.set_counters(Some(observer.counters().clone()));
+        body.set_end_hook(Some(observer.into_end_hook()));
     }
 }
 
@@ -728,7 +844,7 @@ async fn single_response<Resp: prost::Message + Default>(
 ) -> Result<Response<Resp>, Status> {
     let message = messages.only_message("response").await?;
     let trailers = messages.trailers().await?.unwrap_or_default();
-    let mut response = Response::from_parts(metadata, message, http::Extensions::new());
+    let mut response = Response::from_parts(metadata, message, messages.extensions());
     response.set_trailers(trailers);
     Ok(response)
 }

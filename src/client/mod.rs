@@ -2,9 +2,10 @@
 //! typed calls of the four kinds that generated clients wrap.
 
 mod backoff;
-mod balance;
+pub(crate) mod balance;
 mod channel;
 mod grpc;
+mod intercept;
 mod replay;
 mod retry;
 mod target;
@@ -15,4 +16,5 @@ pub use self::channel::{
     Channel, ChannelBuilder, Connector, DEFAULT_CONNECT_TIMEOUT, MIN_KEEPALIVE_INTERVAL, USER_AGENT,
 };
 pub use self::grpc::Grpc;
+pub use self::intercept::{CallEnd, CallInfo, CallStart, Interceptor};
 pub use self::retry::{RetryPolicy, ServiceConfig, ServiceConfigError};

@@ -270,27 +270,9 @@ fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 fn code_by_name(name: &str) -> Option<Code> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    let index = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name))?;
-    Some(Code::from_i32(i32::try_from(index).ok()?))
+    Code::ALL
+        .into_iter()
+        .find(|code| code.name().eq_ignore_ascii_case(name))
 }
 
 /// A service config that cannot be read, and why.

@@ -7,6 +7,7 @@ pub(crate) mod deadline;
 pub(crate) mod errors;
 pub(crate) mod handshake;
 pub(crate) mod keepalive;
+pub(crate) mod observe;
 pub(crate) mod recv;
 pub(crate) mod send;
 pub(crate) mod settings;

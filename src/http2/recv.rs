@@ -14,6 +14,7 @@ use futures::channel::oneshot;
 
 use super::deadline;
 use super::errors::status_from_h2;
+use super::observe::{CallCounters, CallEndHook};
 use crate::rt::Sleep;
 use crate::sync::{Budget, BudgetWait, OverBudget, Reservation, Tracker, TrackerGuard};
 use crate::wire::compression::CompressionEncoding;
@@ -68,6 +69,10 @@ pub(crate) struct RecvBody {
     budget: Option<Arc<Budget>>,
     reservation: Option<Reservation>,
     budget_wait: Option<BudgetWait>,
+    // With interceptors: the call's counters, and (client side) the hook
+    // that reports how the call ended.
+    counters: Option<Arc<CallCounters>>,
+    end: Option<CallEndHook>,
 }
 
 /// The liveness flag of one connection: calls clear it when they see the
@@ -78,13 +83,28 @@ pub(crate) struct RecvBody {
 pub(crate) struct ConnectionFlag {
     alive: Arc<AtomicBool>,
     calls: Tracker,
+    /// What the connection's responses carry in their extensions.
+    endpoint: Arc<http::Extensions>,
 }
 
 impl ConnectionFlag {
     /// The flag of a connection whose driver clears `alive` when it ends,
-    /// counting its calls in `calls`.
-    pub(crate) fn new(alive: Arc<AtomicBool>, calls: Tracker) -> Self {
-        ConnectionFlag { alive, calls }
+    /// counting its calls in `calls`; its responses carry `endpoint`.
+    pub(crate) fn new(
+        alive: Arc<AtomicBool>,
+        calls: Tracker,
+        endpoint: Arc<http::Extensions>,
+    ) -> Self {
+        ConnectionFlag {
+            alive,
+            calls,
+            endpoint,
+        }
+    }
+
+    /// The extensions of the connection's responses.
+    pub(crate) fn endpoint(&self) -> &http::Extensions {
+        &self.endpoint
     }
 
     pub(crate) fn mark_broken(&self) {
@@ -160,6 +180,8 @@ impl RecvBody {
             budget: None,
             reservation: None,
             budget_wait: None,
+            counters: None,
+            end: None,
         }
     }
 
@@ -207,10 +229,9 @@ impl RecvBody {
             if status.code() != crate::wire::status::Code::Ok {
                 return Err(status);
             }
-            return Ok((
-                MetadataMap::new(),
-                RecvBody::ended(MetadataMap::from_headers(parts.headers)),
-            ));
+            let mut ended = RecvBody::ended(MetadataMap::from_headers(parts.headers));
+            ended.connection = Some(flag);
+            return Ok((MetadataMap::new(), ended));
         }
         if parts.status != http::StatusCode::OK {
             return Err(Status::from_http_status(parts.status));
@@ -237,6 +258,8 @@ impl RecvBody {
             RecvBody::from_response(response, flag, active, self.max_message_size)?;
         opened.deadline = self.deadline.take();
         opened._cancel = self._cancel.take();
+        opened.counters = self.counters.take();
+        opened.end = self.end.take();
         opened.headers = Some(headers);
         *self = opened;
         Ok(())
@@ -267,6 +290,8 @@ impl RecvBody {
             budget: None,
             reservation: None,
             budget_wait: None,
+            counters: None,
+            end: None,
         }
     }
 
@@ -278,6 +303,17 @@ impl RecvBody {
 
     pub(crate) fn set_deadline(&mut self, deadline: Option<Sleep>) {
         self.deadline = deadline;
+    }
+
+    /// Counts the messages received in `counters`.
+    pub(crate) fn set_counters(&mut self, counters: Option<Arc<CallCounters>>) {
+        self.counters = counters;
+    }
+
+    /// Client side: reports the call's final status to `end` (the trailers'
+    /// status, a failure, or `CANCELLED` when the body is dropped first).
+    pub(crate) fn set_end_hook(&mut self, end: Option<CallEndHook>) {
+        self.end = end;
     }
 
     /// Reserves `len` bytes for the message being assembled, once; `Ready`
@@ -312,6 +348,9 @@ impl RecvBody {
     }
 
     pub(crate) fn fail(&mut self, status: Status) -> Poll<Option<Result<RawMessage, Status>>> {
+        if let Some(end) = self.end.as_mut() {
+            end.finish(&status);
+        }
         self.state = State::Done;
         // Dropping the receive half resets the stream if it is still open.
         self.body = None;
@@ -360,12 +399,20 @@ impl RecvBody {
         }
         loop {
             match self.state {
-                State::Done => return Poll::Ready(None),
+                State::Done => {
+                    if let Some(end) = self.end.as_mut() {
+                        end.finish(&Status::ok(""));
+                    }
+                    return Poll::Ready(None);
+                }
                 State::Messages => {
                     match self.decoder.decode() {
                         Ok(Some(message)) => {
                             // The handler holds the message now.
                             self.reservation = None;
+                            if let Some(counters) = &self.counters {
+                                counters.received(message.data.len());
+                            }
                             self.last_compressed = message.compressed;
                             return Poll::Ready(Some(Ok(message)));
                         }
@@ -430,6 +477,9 @@ impl RecvBody {
                             self.body = None;
                             self.active = None;
                             self.deadline = None;
+                            if let Some(end) = self.end.as_mut() {
+                                end.finish(&status);
+                            }
                             if status.code() != crate::wire::status::Code::Ok {
                                 return Poll::Ready(Some(Err(status)));
                             }
@@ -453,6 +503,15 @@ impl RecvBody {
 }
 
 impl RecvBody {
+    /// Client side: the extensions the connection's responses carry (empty
+    /// before the response head arrived).
+    pub(crate) fn endpoint_extensions(&self) -> http::Extensions {
+        self.connection
+            .as_ref()
+            .map(|connection| connection.endpoint().clone())
+            .unwrap_or_default()
+    }
+
     /// The response headers, once they have arrived (client side).
     pub(crate) fn headers(&self) -> Option<&MetadataMap> {
         self.headers.as_ref()

@@ -20,6 +20,14 @@
 //!   [`PeerId`]: it opens a libp2p stream at the first call (dialing the
 //!   peer if needed) and a fresh one whenever the current one broke, so it
 //!   recovers when a peer comes back.
+//! * With [`GrpcStreamBuilder::discovery`], a client channel looks a peer
+//!   it cannot reach up in the [`Node`]'s DHT (Kademlia), so a peer id is
+//!   enough: [`Node::provide`] announces a protocol, [`Node::find_providers`]
+//!   finds who serves it, [`Node::peers_supporting`] reads identify's
+//!   protocol lists of connected peers.
+//! * A [`Node`] reaches peers over TCP, WebSocket (`/tcp/<port>/ws`) and
+//!   circuit relays (`/p2p-circuit`, with DCUtR hole punching; see
+//!   [`NodeBuilder::relay_server`]).
 //! * [`GrpcStream::shutdown`] stops accepting streams and lets running
 //!   calls finish within a grace period.
 //! * Limits: calls per connection, connections per peer.
@@ -180,9 +188,10 @@ pub use self::grpc_stream::{
     DEFAULT_PROTOCOL,
 };
 pub use self::node::{
-    default_connection_limits, Cause, ListenerClosed, Node, NodeBuilder, NodeError,
-    DEFAULT_MAX_ESTABLISHED_INCOMING, DEFAULT_MAX_ESTABLISHED_OUTGOING,
-    DEFAULT_MAX_ESTABLISHED_PER_PEER, DEFAULT_MAX_PENDING_INCOMING, DEFAULT_MAX_PENDING_OUTGOING,
+    default_connection_limits, provider_key, Cause, ConnectionCounts, ListenerClosed, MemoryLimit,
+    Node, NodeBuilder, NodeError, DEFAULT_MAX_ESTABLISHED_INCOMING,
+    DEFAULT_MAX_ESTABLISHED_OUTGOING, DEFAULT_MAX_ESTABLISHED_PER_PEER,
+    DEFAULT_MAX_MEMORY_FRACTION, DEFAULT_MAX_PENDING_INCOMING, DEFAULT_MAX_PENDING_OUTGOING,
     DEFAULT_MAX_STREAMS_PER_CONNECTION,
 };
 pub use self::peer::RemotePeer;

@@ -3,7 +3,7 @@
 use libp2p::PeerId;
 
 use crate::server::CallInfo;
-use crate::Request;
+use crate::{Request, Response, Streaming};
 
 /// The libp2p peer at the other end of a call.
 ///
@@ -48,6 +48,24 @@ impl<T> Request<T> {
 impl CallInfo<'_> {
     /// The libp2p peer making the call, when it came through a
     /// [`GrpcStream`](super::GrpcStream); for authorisation hooks.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        self.extensions().get::<RemotePeer>().map(|peer| peer.0)
+    }
+}
+
+impl<T> Response<T> {
+    /// Client side: the libp2p peer that answered, for calls made through
+    /// a [`GrpcStream`](super::GrpcStream) channel (with a
+    /// [balanced one](super::GrpcStream::balanced_client), the peer picked
+    /// for this call); `None` over other transports.
+    pub fn peer_id(&self) -> Option<PeerId> {
+        self.extensions().get::<RemotePeer>().map(|peer| peer.0)
+    }
+}
+
+impl<T> Streaming<T> {
+    /// Client side: the libp2p peer that answers this call (see
+    /// [`Response::peer_id`]), once the response headers arrived.
     pub fn peer_id(&self) -> Option<PeerId> {
         self.extensions().get::<RemotePeer>().map(|peer| peer.0)
     }

@@ -15,8 +15,10 @@ use h2::server::SendResponse;
 use h2::SendStream;
 use http::{HeaderMap, HeaderValue};
 
+use super::intercept::{poll_in, CallObserver};
 use super::ServerConfig;
 use crate::http2::deadline;
+use crate::http2::observe::CallKind;
 use crate::http2::recv::{RecvBody, Side};
 use crate::http2::send::{fill_batch, Filled};
 use crate::sync::{Budget, Signal, TrackerGuard};
@@ -37,6 +39,8 @@ use crate::{MetadataMap, Request, Response, Status, Streaming};
 /// watching the deadline (`grpc-timeout`), a client reset and a forced
 /// server shutdown, any of which drops the handler.
 pub struct ServerCall {
+    /// The call's path, kept when the server has interceptors.
+    pub(crate) intercepted_path: Option<http::uri::PathAndQuery>,
     pub(crate) body: h2::RecvStream,
     pub(crate) respond: SendResponse<Bytes>,
     pub(crate) metadata: MetadataMap,
@@ -83,12 +87,13 @@ impl ServerCall {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        Box::pin(
-            self.run(move |request: Request<Streaming<Req>>| async move {
+        Box::pin(self.run(
+            CallKind::Unary,
+            move |request: Request<Streaming<Req>>| async move {
                 let request = read_single(request).await?;
                 handler(request).await.map(one_message)
-            }),
-        )
+            },
+        ))
     }
 
     /// Answers a client-streaming call: a stream of requests in, one response out.
@@ -99,11 +104,12 @@ impl ServerCall {
         F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        Box::pin(
-            self.run(move |request: Request<Streaming<Req>>| async move {
+        Box::pin(self.run(
+            CallKind::ClientStreaming,
+            move |request: Request<Streaming<Req>>| async move {
                 handler(request).await.map(one_message)
-            }),
-        )
+            },
+        ))
     }
 
     /// Answers a server-streaming call: one request in, a stream of responses out.
@@ -115,12 +121,13 @@ impl ServerCall {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
     {
-        Box::pin(
-            self.run(move |request: Request<Streaming<Req>>| async move {
+        Box::pin(self.run(
+            CallKind::ServerStreaming,
+            move |request: Request<Streaming<Req>>| async move {
                 let request = read_single(request).await?;
                 handler(request).await
-            }),
-        )
+            },
+        ))
     }
 
     /// Answers a bidirectional-streaming call: streams both ways.
@@ -132,7 +139,7 @@ impl ServerCall {
         F: FnOnce(Request<Streaming<Req>>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
     {
-        Box::pin(self.run(handler))
+        Box::pin(self.run(CallKind::BidiStreaming, handler))
     }
 
     /// Answers with `UNIMPLEMENTED` (an unknown method).
@@ -153,9 +160,9 @@ impl ServerCall {
         Box::pin(async {})
     }
 
-    /// Runs the handler and writes its response, under the deadline and the
-    /// forced-shutdown signal.
-    async fn run<Req, Resp, S, F, Fut>(self, handler: F)
+    /// Runs the interceptors' `on_start`, then the handler, and writes its
+    /// response, under the deadline and the forced-shutdown signal.
+    async fn run<Req, Resp, S, F, Fut>(self, kind: CallKind, handler: F)
     where
         Req: prost::Message + Default + Send + 'static,
         Resp: prost::Message + Send + 'static,
@@ -164,10 +171,11 @@ impl ServerCall {
         Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
     {
         let ServerCall {
+            intercepted_path,
             body,
             respond,
-            metadata,
-            extensions,
+            mut metadata,
+            mut extensions,
             timeout,
             request_encoding,
             response_encoding,
@@ -176,17 +184,6 @@ impl ServerCall {
             active,
         } = self;
         let _active = active;
-        let mut body = RecvBody::new(
-            body,
-            Side::Server,
-            request_encoding,
-            config.max_decoding_message_size,
-        );
-        body.set_budget(config.budget.clone());
-        let messages = Streaming::new(body);
-        let mut request = Request::from_parts(metadata, extensions, messages);
-        request.set_timeout_opt(timeout);
-
         let mut deadline = timeout.map(|timeout| config.runtime.sleep(timeout));
         let mut forced = force_shutdown.wait();
         let mut sink = ResponseSink {
@@ -195,41 +192,99 @@ impl ServerCall {
             encoding: response_encoding,
             max_message_size: config.max_encoding_message_size,
             budget: config.budget.clone(),
+            observer: None,
         };
+        let mut spans = Vec::new();
+        if let Some(path) = intercepted_path {
+            let mut observer = CallObserver::new(config.interceptors.clone(), path, kind, timeout);
+            let respond = &mut sink.respond;
+            let started = watched(
+                async {
+                    let mut start = pin!(observer.start(metadata, extensions));
+                    poll_fn(|cx| {
+                        if let Poll::Ready(started) = start.as_mut().poll(cx) {
+                            return Poll::Ready(Some(started));
+                        }
+                        if respond.poll_reset(cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                        Poll::Pending
+                    })
+                    .await
+                },
+                &[],
+                &mut deadline,
+                &mut forced,
+            )
+            .await;
+            sink.observer = Some(observer);
+            match started {
+                Ended::Normally(Some(Ok((changed, added, wanted)))) => {
+                    metadata = changed;
+                    extensions = added;
+                    spans = wanted;
+                }
+                Ended::Normally(Some(Err(status))) => return sink.finish(&status, None),
+                Ended::Normally(None) => {
+                    tracing::debug!("client reset the call before it started");
+                    return;
+                }
+                ended => return sink.ended_early(ended),
+            }
+        }
 
-        enum Ended {
-            Normally,
-            Deadline,
-            Shutdown,
-        }
-        let ended = {
-            let mut work = pin!(write_response(&mut sink, handler(request)));
-            poll_fn(|cx| {
-                if work.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Ended::Normally);
-                }
-                if deadline::passed(&mut deadline, cx) {
-                    return Poll::Ready(Ended::Deadline);
-                }
-                if std::pin::Pin::new(&mut forced).poll(cx).is_ready() {
-                    return Poll::Ready(Ended::Shutdown);
-                }
-                Poll::Pending
-            })
-            .await
-        };
+        let mut body = RecvBody::new(
+            body,
+            Side::Server,
+            request_encoding,
+            config.max_decoding_message_size,
+        );
+        body.set_budget(config.budget.clone());
+        body.set_counters(sink.observer.as_ref().map(|o| o.counters().clone()));
+        let messages = Streaming::new(body);
+        let mut request = Request::from_parts(metadata, extensions, messages);
+        request.set_timeout_opt(timeout);
+        let ended = watched(
+            write_response(&mut sink, handler(request)),
+            &spans,
+            &mut deadline,
+            &mut forced,
+        )
+        .await;
         // The handler has been dropped here (if it had not finished).
-        match ended {
-            Ended::Normally => {}
-            Ended::Deadline => {
-                tracing::debug!("call exceeded its deadline; handler dropped");
-                sink.finish(&deadline::exceeded(), None);
-            }
-            Ended::Shutdown => {
-                sink.finish(&Status::unavailable("server shutting down"), None);
-            }
-        }
+        sink.ended_early(ended);
     }
+}
+
+/// How a watched part of a call ended.
+enum Ended<T> {
+    Normally(T),
+    Deadline,
+    Shutdown,
+}
+
+/// Runs `work` (inside `spans`) until it ends, the call's deadline passes,
+/// or the server is shut down by force; then `work` is dropped.
+async fn watched<F: Future>(
+    work: F,
+    spans: &[tracing::Span],
+    deadline: &mut Option<crate::rt::Sleep>,
+    forced: &mut crate::sync::SignalWait,
+) -> Ended<F::Output> {
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = poll_in(spans, work.as_mut(), cx) {
+            return Poll::Ready(Ended::Normally(output));
+        }
+        if deadline::passed(deadline, cx) {
+            return Poll::Ready(Ended::Deadline);
+        }
+        if std::pin::Pin::new(&mut *forced).poll(cx).is_ready() {
+            return Poll::Ready(Ended::Shutdown);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Reads the one request message of a unary or server-streaming call.
@@ -259,6 +314,8 @@ struct ResponseSink {
     /// The server's memory budget, which each message reserves its encoded
     /// length from until h2 has taken it.
     budget: Option<Arc<Budget>>,
+    /// With interceptors: their hooks, and the call's counters.
+    observer: Option<CallObserver>,
 }
 
 impl ResponseSink {
@@ -270,7 +327,10 @@ impl ResponseSink {
         reset.map(|_| ())
     }
 
-    fn send_headers(&mut self, metadata: &MetadataMap) -> Result<(), h2::Error> {
+    fn send_headers(&mut self, metadata: &mut MetadataMap) -> Result<(), h2::Error> {
+        if let Some(observer) = self.observer.as_mut() {
+            observer.response_headers(metadata);
+        }
         let mut response = http::Response::new(());
         *response.headers_mut() = response_headers(self.encoding);
         metadata.append_to(response.headers_mut());
@@ -293,9 +353,46 @@ impl ResponseSink {
         }
     }
 
+    /// Counts the batch in `buf` as sent.
+    fn count_sent(&self, buf: &EncodeBuf) {
+        if let Some(observer) = &self.observer {
+            observer.counters().sent_batch(buf);
+        }
+    }
+
+    /// Ends a call whose handler did not finish: with the status of the
+    /// deadline or the shutdown, or, when the handler's own answer was not
+    /// sent whole (a reset, a broken stream), as cancelled.
+    fn ended_early<T>(&mut self, ended: Ended<T>) {
+        match ended {
+            Ended::Normally(_) => {}
+            Ended::Deadline => {
+                tracing::debug!("call exceeded its deadline; handler dropped");
+                self.finish(&deadline::exceeded(), None);
+            }
+            Ended::Shutdown => self.finish(&Status::unavailable("server shutting down"), None),
+        }
+        if let Some(observer) = self.observer.as_mut() {
+            observer.end(
+                &Status::cancelled("the call's stream closed before its status was sent"),
+                None,
+            );
+        }
+    }
+
     /// Ends the call with `status`: trailers after the headers, or a
-    /// trailers-only response when no headers went out yet.
+    /// trailers-only response when no headers went out yet. The
+    /// interceptors' `on_end` runs first, and may add trailers.
     fn finish(&mut self, status: &Status, trailers: Option<&MetadataMap>) {
+        let mut observed;
+        let trailers = match self.observer.as_mut() {
+            None => trailers,
+            Some(observer) => {
+                observed = trailers.cloned().unwrap_or_default();
+                observer.end(status, Some(&mut observed));
+                Some(&observed)
+            }
+        };
         match self.send.as_mut() {
             Some(send) => {
                 let mut map = HeaderMap::with_capacity(2);
@@ -343,12 +440,12 @@ where
         Some(Ok(response)) => response,
     };
     let trailers = response.take_trailers();
-    let (metadata, messages, extensions) = response.into_parts();
+    let (mut metadata, messages, extensions) = response.into_parts();
     if extensions.get::<CompressionOverride>() == Some(&CompressionOverride::Disable) {
         sink.encoding = None;
     }
     let switch = extensions.get::<MessageCompression>().cloned();
-    if let Err(err) = sink.send_headers(&metadata) {
+    if let Err(err) = sink.send_headers(&mut metadata) {
         tracing::debug!(%err, "could not send response headers");
         return;
     }
@@ -422,6 +519,7 @@ where
             )
         });
         if !buf.is_empty() {
+            sink.count_sent(&buf);
             if let Err(err) = sink.send_data(buf.take()).await {
                 tracing::debug!(%err, "response stream closed while sending");
                 return;

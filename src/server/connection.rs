@@ -13,7 +13,7 @@ use super::call::{
     respond_trailers_only, respond_with_http_status, send_trailers_only, trailers_only_head,
     ServerCall,
 };
-use super::{CallInfo, Shared};
+use super::Shared;
 use crate::http2::keepalive::ServerTap;
 use crate::http2::{handshake, keepalive};
 use crate::io::{Io, Tap};
@@ -282,11 +282,7 @@ fn dispatch(
     });
 
     let path = parts.uri.path();
-    let Some((service_name, method)) = path
-        .strip_prefix('/')
-        .and_then(|path| path.rsplit_once('/'))
-        .filter(|(service, method)| !service.is_empty() && !method.is_empty())
-    else {
+    let Some((service_name, method)) = headers::split_path(path) else {
         respond_trailers_only(
             &mut respond,
             &Status::unimplemented(format!("malformed method path {path:?}")),
@@ -305,7 +301,13 @@ fn dispatch(
 
     let mut call_extensions = extensions.clone();
     call_extensions.extend(parts.extensions);
+    let intercepted_path = if config.interceptors.is_empty() {
+        None
+    } else {
+        parts.uri.path_and_query().cloned()
+    };
     let call = ServerCall {
+        intercepted_path,
         body,
         respond,
         metadata: MetadataMap::from_headers(parts.headers),
@@ -317,19 +319,6 @@ fn dispatch(
         force_shutdown: shared.force_shutdown.clone(),
         active: calls.enter(),
     };
-    if let Some(authorize) = &config.authorize {
-        let info = CallInfo {
-            service: service_name,
-            method,
-            metadata: &call.metadata,
-            extensions: &call.extensions,
-        };
-        if let Err(status) = authorize(&info) {
-            // A trailers-only answer: no task needed.
-            drop(call.reject(status));
-            return;
-        }
-    }
     config.runtime.spawn(service.call(method, call));
 }
 

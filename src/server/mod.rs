@@ -19,6 +19,7 @@
 
 mod call;
 mod connection;
+mod intercept;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +30,8 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 
 pub use self::call::{CallFuture, ServerCall};
+use self::intercept::{Authorize, Chain};
+pub use self::intercept::{CallEnd, CallInfo, CallStart, Interceptor};
 use crate::sync::{Budget, Signal, Tracker};
 
 use crate::connect_info::TcpConnectInfo;
@@ -39,7 +42,7 @@ use crate::io::Io;
 use crate::rt::SharedRuntime;
 use crate::wire::compression::CompressionEncoding;
 use crate::wire::framing::DEFAULT_MAX_MESSAGE_SIZE;
-use crate::{Error, MetadataMap, Status};
+use crate::{Error, Status};
 
 /// A gRPC service: what generated `XxxServer::new(implementation)` types are.
 ///
@@ -87,55 +90,6 @@ impl<S: Service + ?Sized> Service for Arc<S> {
     }
 }
 
-/// What an authorisation hook sees of a call before it runs.
-#[derive(Debug)]
-pub struct CallInfo<'a> {
-    service: &'a str,
-    method: &'a str,
-    metadata: &'a MetadataMap,
-    extensions: &'a http::Extensions,
-}
-
-impl<'a> CallInfo<'a> {
-    /// The service name, `package.Service`.
-    pub fn service(&self) -> &'a str {
-        self.service
-    }
-
-    /// The method name.
-    pub fn method(&self) -> &'a str {
-        self.method
-    }
-
-    /// The request metadata.
-    pub fn metadata(&self) -> &'a MetadataMap {
-        self.metadata
-    }
-
-    /// Values the transport attached (such as the remote peer).
-    pub fn extensions(&self) -> &'a http::Extensions {
-        self.extensions
-    }
-
-    /// Over TCP: the client's address.
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.extensions
-            .get::<TcpConnectInfo>()
-            .map(|info| info.remote_addr)
-    }
-
-    /// Over TLS: the certificate chain the client presented, leaf first
-    /// (feature `tls`).
-    #[cfg(feature = "tls")]
-    pub fn peer_certificates(&self) -> Option<&'a [crate::tls::Certificate]> {
-        self.extensions
-            .get::<crate::tls::PeerCertificates>()
-            .map(|certificates| certificates.chain())
-    }
-}
-
-type AuthorizeFn = dyn Fn(&CallInfo<'_>) -> Result<(), Status> + Send + Sync;
-
 /// Limits and settings shared by every connection of a server.
 pub(crate) struct ServerConfig {
     pub(crate) runtime: SharedRuntime,
@@ -148,7 +102,8 @@ pub(crate) struct ServerConfig {
     pub(crate) keepalive: Option<KeepAlive>,
     pub(crate) ping_policy: Option<PingPolicy>,
     pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) authorize: Option<Box<AuthorizeFn>>,
+    /// Run around every call, in order.
+    pub(crate) interceptors: Chain,
     /// Shared by every connection of the server (see
     /// [`ServerBuilder::memory_budget`]).
     pub(crate) budget: Option<Arc<Budget>>,
@@ -169,7 +124,7 @@ impl fmt::Debug for ServerConfig {
             .field("keepalive", &self.keepalive)
             .field("ping_policy", &self.ping_policy)
             .field("idle_timeout", &self.idle_timeout)
-            .field("authorize", &self.authorize.is_some())
+            .field("interceptors", &self.interceptors)
             .field("budget", &self.budget)
             .finish()
     }
@@ -186,7 +141,7 @@ struct Settings {
     keepalive: Option<KeepAlive>,
     ping_policy: Option<PingPolicy>,
     idle_timeout: Option<Duration>,
-    authorize: Option<Box<AuthorizeFn>>,
+    interceptors: Chain,
     memory_budget: Option<usize>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTlsConfig>,
@@ -225,7 +180,7 @@ impl Default for ServerBuilder {
                 keepalive: None,
                 ping_policy: Some(PingPolicy::default()),
                 idle_timeout: None,
-                authorize: None,
+                interceptors: Chain::default(),
                 memory_budget: Some(DEFAULT_MEMORY_BUDGET),
                 #[cfg(feature = "tls")]
                 tls: None,
@@ -317,12 +272,23 @@ impl ServerBuilder {
     }
 
     /// Checks every call before its handler runs; an `Err` status is sent
-    /// back instead (for example `PERMISSION_DENIED`).
-    pub fn authorize<F>(mut self, hook: F) -> Self
+    /// back instead (for example `PERMISSION_DENIED`). This is an
+    /// [`interceptor`](Self::interceptor) with only a synchronous
+    /// [`on_start`](Interceptor::on_start), and takes its place in the
+    /// chain.
+    pub fn authorize<F>(self, hook: F) -> Self
     where
         F: Fn(&CallInfo<'_>) -> Result<(), Status> + Send + Sync + 'static,
     {
-        self.config.authorize = Some(Box::new(hook));
+        self.interceptor(Authorize(hook))
+    }
+
+    /// Adds `interceptor` to the chain that runs around every call (see
+    /// [`Interceptor`] for the order of its hooks). Calls to a method or
+    /// service the server does not have are answered `UNIMPLEMENTED`
+    /// without it.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.config.interceptors.push(interceptor);
         self
     }
 
@@ -389,7 +355,7 @@ impl ServerBuilder {
             keepalive: settings.keepalive,
             ping_policy: settings.ping_policy,
             idle_timeout: settings.idle_timeout,
-            authorize: settings.authorize,
+            interceptors: settings.interceptors,
             budget: settings.memory_budget.map(Budget::new),
             #[cfg(feature = "tls")]
             tls,

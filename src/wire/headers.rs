@@ -52,6 +52,14 @@ pub(crate) fn has_grpc_content_type(headers: &http::HeaderMap) -> bool {
         .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
 }
 
+/// The service (`package.Service`) and the method of a call's path,
+/// `/package.Service/Method`; `None` when either part is missing.
+pub(crate) fn split_path(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix('/')
+        .and_then(|path| path.rsplit_once('/'))
+        .filter(|(service, method)| !service.is_empty() && !method.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +110,14 @@ mod tests {
         assert!(!is_grpc_content_type(b"application/json"));
         assert!(!is_grpc_content_type(b"application/grp"));
         assert!(!is_grpc_content_type(b""));
+    }
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        assert_eq!(split_path("/a.B/C"), Some(("a.B", "C")));
+        assert_eq!(split_path("/a/b.C/D"), Some(("a/b.C", "D")));
+        for bad in ["", "/", "a.B/C", "/a.B/", "//C", "/a.B"] {
+            assert_eq!(split_path(bad), None, "{bad:?}");
+        }
     }
 }

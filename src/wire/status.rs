@@ -87,6 +87,31 @@ impl Code {
             .unwrap_or(Code::Unknown)
     }
 
+    /// The code's canonical name, as the gRPC spec, service configs and
+    /// metrics spell it: `"OK"`, `"DEADLINE_EXCEEDED"`...
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        NAMES[self as usize]
+    }
+
     /// The number of the code.
     pub fn as_i32(self) -> i32 {
         self as i32
@@ -481,6 +506,15 @@ mod tests {
             assert!(!code.description().is_empty());
             assert_eq!(code.to_string(), code.description());
         }
+    }
+
+    #[test]
+    fn code_names_are_the_spec_names() {
+        assert_eq!(Code::Ok.name(), "OK");
+        assert_eq!(Code::DeadlineExceeded.name(), "DEADLINE_EXCEEDED");
+        assert_eq!(Code::Unauthenticated.name(), "UNAUTHENTICATED");
+        let names: std::collections::HashSet<_> = Code::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Code::ALL.len());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::{
     DEFAULT_PROTOCOL,
 };
 use crate::client::ChannelBuilder;
+use crate::libp2p::Node;
 use crate::rt::SharedRuntime;
 use crate::server::{CallInfo, ServerBuilder, Service};
 use crate::wire::status::Status;
@@ -43,6 +44,7 @@ pub struct GrpcStreamBuilder {
     max_connections_per_peer: Option<usize>,
     authorize: Option<Arc<PeerAuthorizeFn>>,
     connect_timeout: Duration,
+    discovery: Option<Node>,
 }
 
 impl fmt::Debug for GrpcStreamBuilder {
@@ -60,6 +62,7 @@ impl fmt::Debug for GrpcStreamBuilder {
             .field("max_connections_per_peer", &self.max_connections_per_peer)
             .field("authorize", &self.authorize.is_some())
             .field("connect_timeout", &self.connect_timeout)
+            .field("discovery", &self.discovery)
             .finish()
     }
 }
@@ -76,6 +79,7 @@ impl Default for GrpcStreamBuilder {
             max_connections_per_peer: Some(DEFAULT_MAX_CONNECTIONS_PER_PEER),
             authorize: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            discovery: None,
         }
     }
 }
@@ -101,8 +105,8 @@ impl GrpcStreamBuilder {
     /// The settings of the inner [`Server`] (message sizes, compression,
     /// HTTP/2 windows, handshake timeout...). Services added with
     /// [`add_service`](Self::add_service) are kept whatever the order of
-    /// the calls. If [`authorize`](Self::authorize) is used, it replaces
-    /// the builder's own [`authorize`](ServerBuilder::authorize) hook.
+    /// the calls, and so are its [interceptors](ServerBuilder::interceptor);
+    /// [`authorize`](Self::authorize) runs after them.
     pub fn server(mut self, server: ServerBuilder) -> Self {
         self.server = server;
         self
@@ -168,6 +172,17 @@ impl GrpcStreamBuilder {
         self
     }
 
+    /// Lets [`client`](GrpcStream::client) channels find a peer through
+    /// `node`'s DHT: when a stream to the peer cannot be opened (the node
+    /// knows no address of it), the channel looks the peer up
+    /// ([`Node::find_peer`]) and tries once more, within the
+    /// [connect timeout](Self::connect_timeout). So a peer id alone, from
+    /// [`Node::find_providers`] say, is enough to call it.
+    pub fn discovery(mut self, node: &Node) -> Self {
+        self.discovery = Some(node.clone());
+        self
+    }
+
     /// Builds the `GrpcStream` and starts taking the protocol's inbound
     /// streams off `control` (see [`Node::control`](super::Node::control)).
     ///
@@ -213,6 +228,7 @@ impl GrpcStreamBuilder {
                 runtime,
                 channel,
                 connect_timeout: self.connect_timeout,
+                discovery: self.discovery,
                 peers: PeerSlots::new(self.max_connections_per_peer),
                 incoming: futures::lock::Mutex::new(queued_streams),
                 queued,

@@ -34,6 +34,12 @@ pub enum GrpcStreamError {
     /// [`handle`](super::GrpcStream::handle): the HTTP/2 connection failed (not an
     /// HTTP/2 client, handshake timeout, protocol error...).
     Connection(Error),
+    /// [`providers_client`](super::GrpcStream::providers_client): the DHT
+    /// lookup of the protocol's providers failed.
+    Discovery(crate::libp2p::NodeError),
+    /// [`providers_client`](super::GrpcStream::providers_client): the DHT
+    /// knows no other peer serving the protocol.
+    NoProviders(StreamProtocol),
 }
 
 impl fmt::Display for GrpcStreamError {
@@ -49,6 +55,10 @@ impl fmt::Display for GrpcStreamError {
                 write!(f, "peer {peer} already has {limit} connections")
             }
             GrpcStreamError::Connection(err) => err.fmt(f),
+            GrpcStreamError::Discovery(err) => write!(f, "finding the providers failed: {err}"),
+            GrpcStreamError::NoProviders(protocol) => {
+                write!(f, "no other peer provides {protocol} in the DHT")
+            }
         }
     }
 }
@@ -57,6 +67,7 @@ impl std::error::Error for GrpcStreamError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             GrpcStreamError::Build(err) | GrpcStreamError::Connection(err) => Some(err),
+            GrpcStreamError::Discovery(err) => Some(err),
             _ => None,
         }
     }

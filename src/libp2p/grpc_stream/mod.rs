@@ -34,6 +34,7 @@ pub use self::error::GrpcStreamError;
 use self::peer_slots::PeerSlots;
 use self::recheck::RecheckedStream;
 use super::peer::RemotePeer;
+use super::Node;
 use crate::client::{Channel, ChannelBuilder};
 use crate::error::Error;
 use crate::io::BoxIo;
@@ -191,6 +192,20 @@ impl GrpcStream {
         self.state.handle(peer, stream).await
     }
 
+    /// [`handle`](Self::handle) for any byte stream, as if it were an
+    /// inbound libp2p stream from `peer`: the per-peer limit, the
+    /// [`RemotePeer`] extension, the read recheck and shutdown all apply.
+    /// For the fuzz crate (feature `unstable-internals`), which feeds
+    /// arbitrary bytes to a served stream without a swarm.
+    #[cfg(feature = "unstable-internals")]
+    pub async fn handle_io(
+        &self,
+        peer: PeerId,
+        io: impl crate::io::Io,
+    ) -> Result<(), GrpcStreamError> {
+        self.state.handle(peer, io).await
+    }
+
     /// A channel to `peer` that opens a libp2p stream of this protocol at
     /// the first call (dialing the peer by id through the node's known
     /// addresses if not connected), and a fresh one whenever the current
@@ -200,37 +215,74 @@ impl GrpcStream {
     /// (Go's `Client(stream)` took an open stream and could not recover;
     /// see [`wrap_client`](Self::wrap_client) for that.)
     pub fn client(&self, peer: PeerId) -> Channel {
-        let mut builder = self.state.channel.clone();
-        if let Ok(authority) = Authority::try_from(peer.to_string()) {
-            builder = builder.authority(authority);
+        self.state.client(peer)
+    }
+
+    /// A channel that spreads its calls over `peers` (each as
+    /// [`client`](Self::client) reaches it: one libp2p stream per peer,
+    /// dialed by id, looked up in the DHT with
+    /// [`discovery`](GrpcStreamBuilder::discovery)) by `policy`. A peer
+    /// whose stream fails leaves the rotation, and is reconnected in the
+    /// background and rejoins once it answers; calls fail with
+    /// `UNAVAILABLE` only when no peer can be reached. Each response tells
+    /// which peer served it: [`Response::peer_id`](crate::Response::peer_id)
+    /// (and [`Streaming::peer_id`](crate::Streaming::peer_id) for bidi
+    /// calls). Peers from [`Node::find_providers`] are the natural input.
+    ///
+    /// An empty `peers` is an error ([`Error::is_invalid_target`]).
+    pub fn balanced_client(
+        &self,
+        peers: impl IntoIterator<Item = PeerId>,
+        policy: crate::client::LoadBalancing,
+    ) -> Result<Channel, Error> {
+        let channels = peers.into_iter().map(|peer| self.client(peer)).collect();
+        Channel::balanced(channels, policy)
+    }
+
+    /// A [balanced](Self::balanced_client) channel over the peers that
+    /// provide this `GrpcStream`'s protocol in `node`'s DHT
+    /// ([`Node::find_providers`], this node left out). When one of them
+    /// fails, the channel asks the DHT again in the background and takes
+    /// the providers it did not have into the rotation; the failed one
+    /// rejoins if it comes back. Build the `GrpcStream` with
+    /// [`discovery`](GrpcStreamBuilder::discovery) so that providers are
+    /// reached by id alone.
+    pub async fn providers_client(
+        &self,
+        node: &Node,
+        policy: crate::client::LoadBalancing,
+    ) -> Result<Channel, GrpcStreamError> {
+        let state = self.state.clone();
+        let node = node.clone();
+        let find = move || {
+            let state = state.clone();
+            let node = node.clone();
+            async move {
+                let own = node.peer_id();
+                let found = node.find_providers(state.protocol.clone()).await?;
+                Ok::<_, crate::libp2p::NodeError>(
+                    found
+                        .into_iter()
+                        .filter(|peer| *peer != own)
+                        .map(|peer| state.client(peer))
+                        .collect::<Vec<Channel>>(),
+                )
+            }
+        };
+        let first = find().await.map_err(GrpcStreamError::Discovery)?;
+        if first.is_empty() {
+            return Err(GrpcStreamError::NoProviders(self.state.protocol.clone()));
         }
-        let control = self.state.control.clone();
-        let protocol = self.state.protocol.clone();
-        let runtime = self.state.runtime.clone();
-        let timeout = self.state.connect_timeout;
-        builder
-            .connect_lazy(move || {
-                let mut control = control.clone();
-                let protocol = protocol.clone();
-                let timer = runtime.sleep(timeout);
-                let runtime = runtime.clone();
-                async move {
-                    let open = std::pin::pin!(control.open_stream(peer, protocol));
-                    match futures::future::select(open, timer).await {
-                        futures::future::Either::Left((Ok(stream), _)) => {
-                            Ok(Box::new(RecheckedStream::new(stream, &runtime)) as BoxIo)
-                        }
-                        futures::future::Either::Left((Err(err), _)) => {
-                            Err(open_stream_error(peer, err))
-                        }
-                        futures::future::Either::Right(_) => Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("opening a stream to {peer} timed out"),
-                        )),
-                    }
-                }
+        let refresh: crate::client::balance::Refresh = Arc::new(move || {
+            let found = find();
+            Box::pin(async move {
+                found.await.unwrap_or_else(|err| {
+                    tracing::debug!(%err, "looking for more providers failed");
+                    Vec::new()
+                })
             })
-            .expect("the channel builder has a runtime")
+        });
+        Channel::balanced_with(first, policy, Some(refresh)).map_err(GrpcStreamError::Build)
     }
 
     /// A channel over an already open outbound stream (Go: `WrapClient`).
@@ -308,6 +360,8 @@ struct State {
     runtime: SharedRuntime,
     channel: ChannelBuilder,
     connect_timeout: Duration,
+    /// Where client channels look up peers they cannot reach.
+    discovery: Option<Node>,
     /// Live connections per peer, and their limit.
     peers: Arc<PeerSlots>,
     /// Inbound streams the [`AcceptQueue`] took, waiting to be served.
@@ -318,7 +372,63 @@ struct State {
 }
 
 impl State {
-    async fn handle(self: &Arc<Self>, peer: PeerId, stream: Stream) -> Result<(), GrpcStreamError> {
+    fn client(&self, peer: PeerId) -> Channel {
+        let mut builder = self.channel.clone().endpoint_extension(RemotePeer(peer));
+        if let Ok(authority) = Authority::try_from(peer.to_string()) {
+            builder = builder.authority(authority);
+        }
+        let control = self.control.clone();
+        let protocol = self.protocol.clone();
+        let runtime = self.runtime.clone();
+        let timeout = self.connect_timeout;
+        let discovery = self.discovery.clone();
+        builder
+            .connect_lazy(move || {
+                let mut control = control.clone();
+                let protocol = protocol.clone();
+                let timer = runtime.sleep(timeout);
+                let runtime = runtime.clone();
+                let discovery = discovery.clone();
+                async move {
+                    let open = std::pin::pin!(async {
+                        let first = control.open_stream(peer, protocol.clone()).await;
+                        let (Err(err), Some(node)) = (&first, &discovery) else {
+                            return first;
+                        };
+                        tracing::debug!(%peer, %err, "cannot reach the peer; looking it up in the DHT");
+                        match node.find_peer(peer).await {
+                            Ok(addrs) => {
+                                tracing::debug!(%peer, ?addrs, "found the peer in the DHT");
+                                control.open_stream(peer, protocol).await
+                            }
+                            Err(lookup) => {
+                                tracing::debug!(%peer, %lookup, "DHT lookup failed");
+                                first
+                            }
+                        }
+                    });
+                    match futures::future::select(open, timer).await {
+                        futures::future::Either::Left((Ok(stream), _)) => {
+                            Ok(Box::new(RecheckedStream::new(stream, &runtime)) as BoxIo)
+                        }
+                        futures::future::Either::Left((Err(err), _)) => {
+                            Err(open_stream_error(peer, err))
+                        }
+                        futures::future::Either::Right(_) => Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("opening a stream to {peer} timed out"),
+                        )),
+                    }
+                }
+            })
+            .expect("the channel builder has a runtime")
+    }
+
+    async fn handle(
+        self: &Arc<Self>,
+        peer: PeerId,
+        stream: impl crate::io::Io,
+    ) -> Result<(), GrpcStreamError> {
         if self.closing.load(Ordering::SeqCst) {
             return Err(GrpcStreamError::ShutDown);
         }

@@ -1,5 +1,5 @@
-//! [`RecheckedStream`]: a libp2p stream whose pending read is retried, to
-//! notice a connection this side closed.
+//! [`RecheckedStream`]: a libp2p stream (or any byte stream served as one)
+//! whose pending read is retried, to notice a connection this side closed.
 
 use std::io;
 use std::pin::Pin;
@@ -19,14 +19,14 @@ use crate::rt::SharedRuntime;
 /// and its peer's connection slot. The stream itself does report the
 /// closed connection when it is read again, so while a read is pending
 /// it is read again every [`READ_RECHECK`].
-pub(super) struct RecheckedStream {
-    stream: Stream,
+pub(super) struct RecheckedStream<S = Stream> {
+    stream: S,
     runtime: SharedRuntime,
     recheck: Option<crate::rt::Sleep>,
 }
 
-impl RecheckedStream {
-    pub(super) fn new(stream: Stream, runtime: &SharedRuntime) -> RecheckedStream {
+impl<S> RecheckedStream<S> {
+    pub(super) fn new(stream: S, runtime: &SharedRuntime) -> RecheckedStream<S> {
         RecheckedStream {
             stream,
             runtime: runtime.clone(),
@@ -35,7 +35,7 @@ impl RecheckedStream {
     }
 }
 
-impl futures::AsyncRead for RecheckedStream {
+impl<S: futures::AsyncRead + Unpin> futures::AsyncRead for RecheckedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -58,7 +58,7 @@ impl futures::AsyncRead for RecheckedStream {
     }
 }
 
-impl futures::AsyncWrite for RecheckedStream {
+impl<S: futures::AsyncWrite + Unpin> futures::AsyncWrite for RecheckedStream<S> {
     crate::io::forward_writes!(stream);
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

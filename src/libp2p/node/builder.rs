@@ -10,11 +10,12 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::FutureExt as _;
 use libp2p::connection_limits::ConnectionLimits;
 use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::{Boxed, MemoryTransport};
+use libp2p::core::transport::{Boxed, MemoryTransport, Transport as _};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
 use libp2p::peer_store::memory_store::MemoryStore;
-use libp2p::{noise, PeerId, Swarm};
+use libp2p::{noise, Multiaddr, PeerId, Swarm};
 
 use super::behaviour::Behaviour;
 use super::driver::Driver;
@@ -38,6 +39,31 @@ pub const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 4;
 /// yamux streams open at once on one connection, by default (each carries
 /// one HTTP/2 connection for `GrpcStream`).
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: usize = 256;
+
+/// The share of the machine's physical memory past which a node refuses
+/// new connections, by default (libp2p's `memory-connection-limits`): the
+/// process's resident memory is checked, at most every 100 ms, whenever a
+/// connection is being set up, in either direction.
+pub const DEFAULT_MAX_MEMORY_FRACTION: f64 = 0.9;
+
+/// Past how much resident memory a [`Node`] refuses new connections
+/// ([`NodeBuilder::max_memory`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MemoryLimit {
+    /// A number of bytes of the process's resident memory.
+    Bytes(usize),
+    /// A share (0 to 1) of the machine's physical memory.
+    Fraction(f64),
+    /// No limit.
+    None,
+}
+
+/// The protocol version identify announces (the application's protocol
+/// family, beside identify's own `/ipfs/id/1.0.0`).
+const IDENTIFY_PROTOCOL_VERSION: &str = "/p2p-grpc/1.0.0";
+
+/// The agent version identify announces.
+const AGENT_VERSION: &str = concat!("p2p-grpc/", env!("CARGO_PKG_VERSION"));
 
 /// The connection limits a [`NodeBuilder`] starts with (the `DEFAULT_MAX_*`
 /// constants).
@@ -65,6 +91,14 @@ pub struct NodeBuilder {
     handshake_timeout: Duration,
     limits: ConnectionLimits,
     max_streams_per_connection: usize,
+    max_memory: MemoryLimit,
+    bootstrap: Vec<(PeerId, Multiaddr)>,
+    /// Serve as a circuit relay, with these limits (in a mutex only so
+    /// that the builder is `Sync`: the config's rate limiters are not).
+    relay_server: Option<std::sync::Mutex<libp2p::relay::Config>>,
+    /// The first bootstrap address without a peer id, refused at `build`.
+    invalid_bootstrap: Option<Multiaddr>,
+    dht_server: bool,
 }
 
 impl Default for NodeBuilder {
@@ -89,6 +123,10 @@ impl fmt::Debug for NodeBuilder {
                 "max_streams_per_connection",
                 &self.max_streams_per_connection,
             )
+            .field("max_memory", &self.max_memory)
+            .field("bootstrap", &self.bootstrap)
+            .field("relay_server", &self.relay_server.is_some())
+            .field("dht_server", &self.dht_server)
             .finish()
     }
 }
@@ -96,8 +134,9 @@ impl fmt::Debug for NodeBuilder {
 impl NodeBuilder {
     /// A builder with the defaults: a fresh ed25519 identity, the
     /// [default runtime](crate::rt::default_runtime), TCP, a 60 second idle
-    /// connection timeout, a 20 second handshake timeout, and the
-    /// connection limits of [`default_connection_limits`].
+    /// connection timeout, a 20 second handshake timeout, the connection
+    /// limits of [`default_connection_limits`], and new connections refused
+    /// past [`DEFAULT_MAX_MEMORY_FRACTION`] of the machine's memory.
     pub fn new() -> Self {
         NodeBuilder {
             keypair: None,
@@ -107,6 +146,11 @@ impl NodeBuilder {
             handshake_timeout: UPGRADE_TIMEOUT,
             limits: default_connection_limits(),
             max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            max_memory: MemoryLimit::Fraction(DEFAULT_MAX_MEMORY_FRACTION),
+            bootstrap: Vec::new(),
+            relay_server: None,
+            invalid_bootstrap: None,
+            dht_server: true,
         }
     }
 
@@ -127,10 +171,63 @@ impl NodeBuilder {
         self
     }
 
+    /// Past how much resident memory of the process the node refuses new
+    /// connections, inbound and outbound (libp2p's
+    /// `memory-connection-limits`; checked at most every 100 ms while
+    /// connections are being set up). Established connections are kept: a
+    /// node under memory pressure stops taking on more work instead of
+    /// dropping what it serves. Default:
+    /// [`MemoryLimit::Fraction`]`(`[`DEFAULT_MAX_MEMORY_FRACTION`]`)`.
+    pub fn max_memory(mut self, limit: MemoryLimit) -> Self {
+        self.max_memory = limit;
+        self
+    }
+
     /// How long a connection may take to finish its noise and yamux
     /// handshakes (default 20 s); a peer that stalls halfway is dropped then.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// A peer to join the DHT through: the node dials it when it starts,
+    /// and Kademlia fills its routing table from it. `addr` must end with
+    /// `/p2p/<peer id>` (as [`Node::listen_on`] gives it); others are an
+    /// error at [`build`](Self::build). Call it once per bootstrap peer.
+    pub fn bootstrap_peer(mut self, addr: Multiaddr) -> Self {
+        match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => self.bootstrap.push((peer, addr)),
+            _ => {
+                self.invalid_bootstrap.get_or_insert(addr);
+            }
+        }
+        self
+    }
+
+    /// Serves as a circuit relay v2 for other peers (default: off), within
+    /// `config`'s limits: reservations, circuits, and per circuit a
+    /// duration and a byte count (`libp2p::relay::Config::default()`: 2
+    /// minutes and 128 KiB, enough to set up calls while DCUtR upgrades
+    /// the peers to a direct connection, not to carry bulk traffic).
+    ///
+    /// libp2p's relay serves only once the node has a confirmed external
+    /// address: give it one with [`Node::add_external_address`] (the
+    /// address others reach it at).
+    ///
+    /// Every node is a relay client anyway: it can listen through a relay
+    /// (`listen_on("<relay address>/p2p-circuit")`) and dial a peer behind
+    /// one (`dial("<relay address>/p2p-circuit/p2p/<peer>")`), and DCUtR
+    /// then tries a direct connection.
+    pub fn relay_server(mut self, config: libp2p::relay::Config) -> Self {
+        self.relay_server = Some(std::sync::Mutex::new(config));
+        self
+    }
+
+    /// Whether the node answers other peers' DHT queries (Kademlia server
+    /// mode, the default) or only asks its own (client mode, for a node
+    /// others cannot reach, behind a NAT).
+    pub fn dht_server(mut self, serve: bool) -> Self {
+        self.dht_server = serve;
         self
     }
 
@@ -171,6 +268,16 @@ impl NodeBuilder {
     /// Under the `tokio` feature without an explicit runtime, call this from
     /// within a tokio runtime.
     pub fn build(self) -> Result<Node, NodeError> {
+        if let Some(addr) = self.invalid_bootstrap {
+            let cause = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a bootstrap address must end with /p2p/<peer id>",
+            );
+            return Err(NodeError::Dial {
+                addr,
+                cause: Arc::new(cause),
+            });
+        }
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => crate::rt::default_runtime().ok_or(NodeError::NoRuntime)?,
@@ -182,14 +289,74 @@ impl NodeBuilder {
         yamux.set_max_num_streams(self.max_streams_per_connection);
         let muxer = Yamux::new(yamux);
         let timeout = self.handshake_timeout;
+        // Relayed connections come first (a `/p2p-circuit` address), then
+        // WebSocket over TCP (`/tcp/<port>/ws`), then plain TCP.
+        let (relayed, relay_client) = libp2p::relay::client::new(peer_id);
         let transport = match self.transport {
-            TransportKind::Tcp => upgrade(TcpTransport::new(), &keypair, muxer, timeout)?,
-            TransportKind::Memory => upgrade(MemoryTransport::default(), &keypair, muxer, timeout)?,
+            TransportKind::Tcp => {
+                let websocket = libp2p::websocket::Config::new(TcpTransport::new());
+                let direct = websocket.or_transport(TcpTransport::new());
+                upgrade(relayed.or_transport(direct), &keypair, muxer, timeout)?
+            }
+            TransportKind::Memory => upgrade(
+                relayed.or_transport(MemoryTransport::default()),
+                &keypair,
+                muxer,
+                timeout,
+            )?,
         };
+        let identify =
+            libp2p::identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), keypair.public())
+                .with_agent_version(AGENT_VERSION.into());
+        let mut kad = libp2p::kad::Behaviour::with_config(
+            peer_id,
+            libp2p::kad::store::MemoryStore::new(peer_id),
+            libp2p::kad::Config::new(libp2p::kad::PROTOCOL_NAME),
+        );
+        // Without AutoNAT no address is ever confirmed external, so
+        // Kademlia's automatic mode would stay a client for good.
+        kad.set_mode(Some(if self.dht_server {
+            libp2p::kad::Mode::Server
+        } else {
+            libp2p::kad::Mode::Client
+        }));
+        let mut peer_store =
+            libp2p::peer_store::Behaviour::new(MemoryStore::new(Default::default()));
+        for (peer, addr) in &self.bootstrap {
+            let mut addr = addr.clone();
+            addr.pop();
+            kad.add_address(peer, addr.clone());
+            peer_store.store_mut().add_address(peer, &addr);
+        }
         let behaviour = Behaviour {
             limits: libp2p::connection_limits::Behaviour::new(self.limits),
+            memory: match self.max_memory {
+                MemoryLimit::Bytes(bytes) => Some(
+                    libp2p::memory_connection_limits::Behaviour::with_max_bytes(bytes),
+                ),
+                MemoryLimit::Fraction(share) => Some(
+                    libp2p::memory_connection_limits::Behaviour::with_max_percentage(
+                        share.clamp(0.0, 1.0),
+                    ),
+                ),
+                MemoryLimit::None => None,
+            }
+            .into(),
             stream: libp2p_stream::Behaviour::new(),
-            peer_store: libp2p::peer_store::Behaviour::new(MemoryStore::new(Default::default())),
+            peer_store,
+            identify: libp2p::identify::Behaviour::new(identify),
+            kad,
+            relay_client,
+            relay: self
+                .relay_server
+                .map(|config| {
+                    let config = config
+                        .into_inner()
+                        .unwrap_or_else(|poison| poison.into_inner());
+                    libp2p::relay::Behaviour::new(peer_id, config)
+                })
+                .into(),
+            dcutr: libp2p::dcutr::Behaviour::new(peer_id),
         };
         let control = behaviour.stream.new_control();
 
@@ -207,6 +374,15 @@ impl NodeBuilder {
             closed_tx,
         )));
         tracing::info!(%peer_id, "libp2p node started");
+        for (_, addr) in self.bootstrap {
+            // Nobody waits for the answer: a failed dial is logged, and
+            // the DHT tries the peer again when it needs it.
+            let (reply, _) = oneshot::channel();
+            let _ = commands_tx.unbounded_send(super::Command::Request(super::Request::Dial {
+                addr,
+                reply,
+            }));
+        }
 
         Ok(Node {
             inner: Arc::new(Inner {

@@ -15,6 +15,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::discovery::Discovery;
 use super::error::{Cause, ListenerClosed};
 use super::{Command, NodeError, Request, SHUTDOWN_GRACE};
 use crate::rt::SharedRuntime;
@@ -34,6 +35,8 @@ pub(super) struct Driver {
     dials: HashMap<ConnectionId, (Multiaddr, DialReply)>,
     /// `disconnect` calls waiting for the last connection to a peer to close.
     disconnects: HashMap<PeerId, Vec<oneshot::Sender<()>>>,
+    /// What identify and Kademlia found, and the DHT queries handles wait on.
+    discovery: Discovery,
 }
 
 impl Driver {
@@ -46,13 +49,15 @@ impl Driver {
             listeners: HashSet::new(),
             dials: HashMap::new(),
             disconnects: HashMap::new(),
+            discovery: Discovery::default(),
         }
     }
 }
 
 enum Next {
     Command(Option<Command>),
-    Event(SwarmEvent<BehaviourEvent>),
+    /// Boxed: identify's events are large, and few.
+    Event(Box<SwarmEvent<BehaviourEvent>>),
 }
 
 impl Driver {
@@ -68,7 +73,7 @@ impl Driver {
                     return Poll::Ready(Next::Command(command));
                 }
                 match self.swarm.poll_next_unpin(cx) {
-                    Poll::Ready(Some(event)) => Poll::Ready(Next::Event(event)),
+                    Poll::Ready(Some(event)) => Poll::Ready(Next::Event(Box::new(event))),
                     // A swarm never ends; treat it like a shutdown anyway.
                     Poll::Ready(None) => Poll::Ready(Next::Command(None)),
                     Poll::Pending => Poll::Pending,
@@ -85,7 +90,7 @@ impl Driver {
                     break;
                 }
                 Next::Command(Some(Command::Request(request))) => self.on_request(request),
-                Next::Event(event) => self.on_event(event),
+                Next::Event(event) => self.on_event(*event),
             }
         }
         // Later commands fail with `Closed`; pending replies are dropped
@@ -116,12 +121,22 @@ impl Driver {
                 let addrs = self
                     .swarm
                     .listeners()
-                    .map(|a| a.clone().with(Protocol::P2p(self.peer_id)))
+                    .map(|a| with_peer_id(a.clone(), self.peer_id))
                     .collect();
                 let _ = reply.send(addrs);
             }
             Request::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Request::Connections { reply } => {
+                let info = self.swarm.network_info();
+                let counters = info.connection_counters();
+                let _ = reply.send(super::ConnectionCounts {
+                    established_incoming: counters.num_established_incoming(),
+                    established_outgoing: counters.num_established_outgoing(),
+                    pending_incoming: counters.num_pending_incoming(),
+                    pending_outgoing: counters.num_pending_outgoing(),
+                });
             }
             Request::Dial { addr, reply } => self.dial(addr, reply),
             Request::AddAddress { peer, addr } => {
@@ -138,6 +153,24 @@ impl Driver {
                 } else {
                     let _ = reply.send(());
                 }
+            }
+            Request::AddExternalAddress { addr } => {
+                tracing::debug!(%addr, "external address added");
+                self.swarm.add_external_address(addr);
+            }
+            Request::FindPeer { peer, reply } => {
+                self.discovery.find_peer(&mut self.swarm, peer, reply)
+            }
+            Request::Bootstrap { reply } => self.discovery.bootstrap(&mut self.swarm, reply),
+            Request::Provide { protocol, reply } => {
+                self.discovery.provide(&mut self.swarm, &protocol, reply)
+            }
+            Request::FindProviders { protocol, reply } => {
+                self.discovery
+                    .find_providers(&mut self.swarm, &protocol, reply)
+            }
+            Request::PeersSupporting { protocol, reply } => {
+                let _ = reply.send(self.discovery.peers_supporting(&protocol));
             }
         }
     }
@@ -179,7 +212,7 @@ impl Driver {
             } => {
                 tracing::info!(%listener_id, %address, "new listen address");
                 if let Some((_, reply)) = self.listens.remove(&listener_id) {
-                    let _ = reply.send(Ok(address.with(Protocol::P2p(self.peer_id))));
+                    let _ = reply.send(Ok(with_peer_id(address, self.peer_id)));
                 }
             }
             SwarmEvent::ExpiredListenAddr {
@@ -236,6 +269,7 @@ impl Driver {
                     "connection closed"
                 );
                 if num_established == 0 {
+                    self.discovery.disconnected(&peer_id);
                     for reply in self.disconnects.remove(&peer_id).unwrap_or_default() {
                         let _ = reply.send(());
                     }
@@ -265,6 +299,21 @@ impl Driver {
                 BehaviourEvent::Limits(never) => match never {},
                 BehaviourEvent::Stream(()) => {}
                 BehaviourEvent::PeerStore(event) => tracing::trace!(?event, "peer store"),
+                BehaviourEvent::Identify(event) => {
+                    self.discovery.on_identify(&mut self.swarm, event)
+                }
+                BehaviourEvent::Kad(event) => self.discovery.on_kad(&mut self.swarm, event),
+                BehaviourEvent::RelayClient(event) => tracing::debug!(?event, "relay client"),
+                BehaviourEvent::Relay(event) => tracing::debug!(?event, "relay"),
+                BehaviourEvent::Dcutr(event) => match event.result {
+                    Ok(connection) => tracing::debug!(
+                        peer = %event.remote_peer_id, %connection,
+                        "direct connection upgraded from a relayed one"
+                    ),
+                    Err(err) => tracing::debug!(
+                        peer = %event.remote_peer_id, %err, "hole punching failed"
+                    ),
+                },
             },
             other => tracing::trace!(event = ?other, "swarm event"),
         }
@@ -297,5 +346,13 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// `addr` ending with `/p2p/<peer>`: a relayed listen address already does.
+fn with_peer_id(addr: Multiaddr, peer: PeerId) -> Multiaddr {
+    match addr.iter().last() {
+        Some(Protocol::P2p(id)) if id == peer => addr,
+        _ => addr.with(Protocol::P2p(peer)),
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 
 /// The libp2p error behind a [`NodeError`], shareable.
 pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
@@ -39,6 +39,14 @@ pub enum NodeError {
     },
     /// Opening a stream failed.
     OpenStream(Arc<libp2p_stream::OpenStreamError>),
+    /// A DHT operation needs a peer to ask, and the routing table is empty
+    /// (no [bootstrap peer](super::NodeBuilder::bootstrap_peer) was
+    /// reached, no peer with the DHT has connected).
+    NoKnownPeers,
+    /// A DHT lookup ended without finding the peer.
+    PeerNotFound(PeerId),
+    /// A DHT query failed (it timed out, or too few peers answered).
+    Dht(Cause),
     /// The node has shut down (or is shutting down).
     Closed,
 }
@@ -53,6 +61,9 @@ impl fmt::Display for NodeError {
             NodeError::Listen { addr, cause } => write!(f, "listen on {addr} failed: {cause}"),
             NodeError::Dial { addr, cause } => write!(f, "dial {addr} failed: {cause}"),
             NodeError::OpenStream(e) => e.fmt(f),
+            NodeError::NoKnownPeers => f.write_str("no peer of the DHT is known"),
+            NodeError::PeerNotFound(peer) => write!(f, "the DHT does not know peer {peer}"),
+            NodeError::Dht(e) => write!(f, "DHT query failed: {e}"),
             NodeError::Closed => f.write_str("the libp2p node has shut down"),
         }
     }
@@ -63,7 +74,8 @@ impl std::error::Error for NodeError {
         match self {
             NodeError::Transport(cause)
             | NodeError::Listen { cause, .. }
-            | NodeError::Dial { cause, .. } => Some(&**cause),
+            | NodeError::Dial { cause, .. }
+            | NodeError::Dht(cause) => Some(&**cause),
             NodeError::OpenStream(e) => Some(&**e),
             _ => None,
         }

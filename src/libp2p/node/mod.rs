@@ -3,13 +3,16 @@
 //!
 //! - `builder.rs`: [`NodeBuilder`], the transports and the behaviour;
 //! - `driver.rs`: the task that drives the swarm;
+//! - `discovery.rs`: what identify and Kademlia tell the driver;
 //! - `error.rs`: [`NodeError`].
 
 mod behaviour;
 mod builder;
+mod discovery;
 mod driver;
 mod error;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +23,12 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 
 pub use self::builder::{
-    default_connection_limits, NodeBuilder, DEFAULT_MAX_ESTABLISHED_INCOMING,
+    default_connection_limits, MemoryLimit, NodeBuilder, DEFAULT_MAX_ESTABLISHED_INCOMING,
     DEFAULT_MAX_ESTABLISHED_OUTGOING, DEFAULT_MAX_ESTABLISHED_PER_PEER,
-    DEFAULT_MAX_PENDING_INCOMING, DEFAULT_MAX_PENDING_OUTGOING, DEFAULT_MAX_STREAMS_PER_CONNECTION,
+    DEFAULT_MAX_MEMORY_FRACTION, DEFAULT_MAX_PENDING_INCOMING, DEFAULT_MAX_PENDING_OUTGOING,
+    DEFAULT_MAX_STREAMS_PER_CONNECTION,
 };
+pub use self::discovery::provider_key;
 pub use self::error::{Cause, ListenerClosed, NodeError};
 
 /// How long [`Node::shutdown`] waits for connections to close gracefully
@@ -92,6 +97,9 @@ enum Request {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    Connections {
+        reply: oneshot::Sender<ConnectionCounts>,
+    },
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NodeError>>,
@@ -103,6 +111,28 @@ enum Request {
     Disconnect {
         peer: PeerId,
         reply: oneshot::Sender<()>,
+    },
+    AddExternalAddress {
+        addr: Multiaddr,
+    },
+    FindPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, NodeError>>,
+    },
+    Bootstrap {
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Provide {
+        protocol: StreamProtocol,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    FindProviders {
+        protocol: StreamProtocol,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NodeError>>,
+    },
+    PeersSupporting {
+        protocol: StreamProtocol,
+        reply: oneshot::Sender<Vec<PeerId>>,
     },
 }
 
@@ -179,6 +209,15 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// How many connections the node has, established and being set up, in
+    /// each direction (what the [connection
+    /// limits](NodeBuilder::connection_limits) count).
+    pub async fn connection_counts(&self) -> ConnectionCounts {
+        self.request(|reply| Request::Connections { reply })
+            .await
+            .unwrap_or_default()
+    }
+
     /// Connects to `addr` and returns the peer's id once the connection is
     /// established (after the noise and yamux handshakes).
     ///
@@ -210,12 +249,78 @@ impl Node {
             .unbounded_send(Command::Request(Request::AddAddress { peer, addr }));
     }
 
+    /// Tells the node an address others reach it at (its public address,
+    /// behind a port forward say), without `/p2p/`. libp2p announces only
+    /// such confirmed addresses: a [relay server](NodeBuilder::relay_server)
+    /// serves only once it has one, and provider records
+    /// ([`provide`](Self::provide)) carry them.
+    pub fn add_external_address(&self, mut addr: Multiaddr) {
+        if let Some(Protocol::P2p(_)) = addr.iter().last() {
+            addr.pop();
+        }
+        let _ = self
+            .inner
+            .commands
+            .unbounded_send(Command::Request(Request::AddExternalAddress { addr }));
+    }
+
     /// Closes every connection to `peer` (open streams are reset) and waits
     /// until they are closed. Returns at once if there is none.
     pub async fn disconnect(&self, peer: PeerId) {
         let _ = self
             .request(|reply| Request::Disconnect { peer, reply })
             .await;
+    }
+
+    /// Looks `peer` up in the DHT (Kademlia) and teaches the node the
+    /// addresses found, so that opening a stream to it dials it. Returns
+    /// those addresses; [`NodeError::PeerNotFound`] when the lookup ended
+    /// without reaching it, [`NodeError::NoKnownPeers`] with an empty
+    /// routing table.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NodeError> {
+        self.request(|reply| Request::FindPeer { peer, reply })
+            .await?
+    }
+
+    /// Fills the routing table: looks this node itself up in the DHT, from
+    /// the peers it knows (the [bootstrap peers](NodeBuilder::bootstrap_peer)
+    /// and those that connected). Kademlia also does this by itself when
+    /// new peers arrive and every 5 minutes.
+    pub async fn bootstrap(&self) -> Result<(), NodeError> {
+        self.request(|reply| Request::Bootstrap { reply }).await?
+    }
+
+    /// Announces in the DHT that this node serves `protocol` (a provider
+    /// record under [`provider_key`]`(protocol)`), and keeps announcing it
+    /// (Kademlia republishes provider records). Returns once the record is
+    /// stored on the closest peers; an error says it could not be
+    /// (no peer known, too few answered), though the node still answers
+    /// for it itself.
+    pub async fn provide(&self, protocol: StreamProtocol) -> Result<(), NodeError> {
+        self.request(|reply| Request::Provide { protocol, reply })
+            .await?
+    }
+
+    /// The peers the DHT says serve `protocol` (their provider records, this
+    /// node included if it provides it). To reach one whose address the
+    /// node does not know, [`find_peer`](Self::find_peer) it first (a
+    /// [`GrpcStream`](crate::libp2p::GrpcStream) with
+    /// [`discovery`](crate::libp2p::GrpcStreamBuilder::discovery) does so
+    /// by itself).
+    pub async fn find_providers(
+        &self,
+        protocol: StreamProtocol,
+    ) -> Result<HashSet<PeerId>, NodeError> {
+        self.request(|reply| Request::FindProviders { protocol, reply })
+            .await?
+    }
+
+    /// The connected peers whose identify information lists `protocol`
+    /// among the protocols they serve.
+    pub async fn peers_supporting(&self, protocol: StreamProtocol) -> Vec<PeerId> {
+        self.request(|reply| Request::PeersSupporting { protocol, reply })
+            .await
+            .unwrap_or_default()
     }
 
     /// Stops the node: listeners close, connections are closed (waiting up
@@ -491,5 +596,29 @@ mod tests {
             drop(a2);
             closed.await;
         });
+    }
+}
+
+/// A [`Node`]'s connections at one moment ([`Node::connection_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionCounts {
+    /// Established connections other peers opened.
+    pub established_incoming: u32,
+    /// Established connections this node opened.
+    pub established_outgoing: u32,
+    /// Incoming connections still in their noise and yamux handshakes.
+    pub pending_incoming: u32,
+    /// Outgoing connections still being dialed or in their handshakes.
+    pub pending_outgoing: u32,
+}
+
+impl ConnectionCounts {
+    /// Every connection, established or not, in both directions.
+    pub fn total(&self) -> u32 {
+        self.established_incoming
+            + self.established_outgoing
+            + self.pending_incoming
+            + self.pending_outgoing
     }
 }

@@ -74,6 +74,8 @@ pub(crate) struct EncodeBuf {
     /// The length of the last batch taken: what the next one likely needs
     /// (a hint only; encoding reserves what it really needs).
     last: usize,
+    /// Messages in the batch.
+    messages: u64,
 }
 
 impl EncodeBuf {
@@ -87,7 +89,9 @@ impl EncodeBuf {
         if self.current.is_empty() {
             self.pick(self.last);
         }
-        encode_message(msg, compression, max_message_size, &mut self.current)
+        encode_message(msg, compression, max_message_size, &mut self.current)?;
+        self.messages += 1;
+        Ok(())
     }
 
     /// Makes `current` a buffer with room for `needed` bytes without a new
@@ -112,10 +116,16 @@ impl EncodeBuf {
         self.current.is_empty()
     }
 
+    /// Messages in the batch.
+    pub(crate) fn messages(&self) -> u64 {
+        self.messages
+    }
+
     /// Takes the batch out.
     pub(crate) fn take(&mut self) -> Bytes {
         let batch = self.current.split().freeze();
         self.last = batch.len();
+        self.messages = 0;
         if batch.len() > KEEP_AT_MOST {
             // Not kept for reuse: a call that once sent a message this large
             // would hold two such buffers for as long as it runs. The batch
