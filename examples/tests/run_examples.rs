@@ -103,3 +103,42 @@ fn libp2p_greeter_works_between_two_processes() {
     let _ = listener.wait();
     assert!(out.starts_with("Hello Alice, peer 12D3Koo"), "{out}");
 }
+
+#[test]
+fn libp2p_network_finds_balances_relays_and_speaks_websocket() {
+    let out = run(env!("CARGO_BIN_EXE_libp2p-network"), &[]);
+    assert!(
+        out.contains("the DHT knows 3 providers of /grpc/0.1.0"),
+        "{out}"
+    );
+    for provider in ["provider-1", "provider-2", "provider-3"] {
+        let served = out
+            .lines()
+            .filter(|line| {
+                line.contains("balanced:") && line.contains(&format!("(served by {provider})"))
+            })
+            .filter(|line| line.contains(&format!("from {provider}")))
+            .count();
+        assert_eq!(served, 2, "{provider} in {out}");
+    }
+    assert!(
+        out.contains("relayed: \"hello through the relay from hidden\""),
+        "{out}"
+    );
+    assert!(out.contains("/p2p-circuit/p2p/"), "{out}");
+    assert!(out.contains("hello over WebSocket from websocket"), "{out}");
+    assert!(out.contains("/ws/p2p/"), "{out}");
+    assert!(out.contains("network shut down"), "{out}");
+}
+
+#[test]
+fn libp2p_edge_serves_one_service_per_protocol() {
+    let out = run(env!("CARGO_BIN_EXE_libp2p-edge"), &[]);
+    assert!(out.contains("/syncer/0.2: block 42"), "{out}");
+    assert!(out.contains("/id/0.1: hello edge peer (16Uiu2"), "{out}");
+    assert!(
+        out.contains("the greeter on /syncer/0.2: Unimplemented"),
+        "{out}"
+    );
+    assert!(out.contains("done"), "{out}");
+}
