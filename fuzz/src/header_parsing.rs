@@ -14,9 +14,11 @@
 //!   the key and value rules; the map survives a trip through headers;
 //! - `4` status from headers (`u8` count, then `bytes8` name and value
 //!   pairs): `Status::from_header_map` and its round trip;
-//! - `5` `grpc-encoding` / `grpc-accept-encoding` (`bytes8`);
-//! - `6` decompress (`u16` limit, `bytes16` data): never past the limit; a
-//!   compress round trip at and below the exact limit.
+//! - `5` `grpc-encoding` / `grpc-accept-encoding` (`bytes8`), against every
+//!   supported encoding;
+//! - `6` decompress (`u8` encoding, an index into
+//!   [`CompressionEncoding::ALL`], `u16` limit, `bytes16` data): never past
+//!   the limit; a compress round trip at and below the exact limit.
 
 use std::time::Duration;
 
@@ -69,8 +71,12 @@ pub mod ops {
         out.u8(5).bytes8(value);
     }
 
-    pub fn decompress(out: &mut Output, limit: u16, data: &[u8]) {
-        out.u8(6).u16(limit).bytes16(data);
+    pub fn decompress(out: &mut Output, encoding: CompressionEncoding, limit: u16, data: &[u8]) {
+        let index = CompressionEncoding::ALL
+            .iter()
+            .position(|&e| e == encoding)
+            .unwrap();
+        out.u8(6).u8(index as u8).u16(limit).bytes16(data);
     }
 }
 
@@ -101,9 +107,11 @@ pub fn run(data: &[u8]) {
             }
             5 => encoding(input.bytes8()),
             _ => {
+                let all = CompressionEncoding::ALL;
+                let encoding = all[usize::from(input.u8()) % all.len()];
                 let limit = input.u16() as usize;
                 let data = input.bytes16();
-                decompress_limited(limit, data);
+                decompress_limited(encoding, limit, data);
             }
         }
     }
@@ -349,33 +357,44 @@ fn encoding(value: &[u8]) {
         return;
     };
     let result = CompressionEncoding::from_encoding_header(Some(&value));
-    match value.as_bytes().trim_ascii() {
-        b"identity" => assert_eq!(result.unwrap(), None),
-        b"gzip" => assert_eq!(result.unwrap(), Some(CompressionEncoding::Gzip)),
-        _ => assert_eq!(result.unwrap_err().code(), Code::Unimplemented),
+    let name = value.as_bytes().trim_ascii();
+    // The reference: identity, or an exact lowercase name of a supported
+    // encoding; anything else is UNIMPLEMENTED.
+    let named = CompressionEncoding::ALL
+        .iter()
+        .copied()
+        .find(|e| e.as_str().as_bytes() == name);
+    if name == b"identity" {
+        assert_eq!(result.unwrap(), None);
+    } else if let Some(encoding) = named {
+        assert_eq!(result.unwrap(), Some(encoding), "{value:?}");
+    } else {
+        assert_eq!(result.unwrap_err().code(), Code::Unimplemented, "{value:?}");
     }
-    let accepted = CompressionEncoding::Gzip.is_accepted_by(Some(&value));
-    let expected = value
-        .as_bytes()
-        .split(|&b| b == b',')
-        .any(|name| name.trim_ascii().eq_ignore_ascii_case(b"gzip"));
-    assert_eq!(accepted, expected);
+    for &encoding in CompressionEncoding::ALL {
+        let accepted = encoding.is_accepted_by(Some(&value));
+        let expected = value.as_bytes().split(|&b| b == b',').any(|name| {
+            name.trim_ascii()
+                .eq_ignore_ascii_case(encoding.as_str().as_bytes())
+        });
+        assert_eq!(accepted, expected, "{encoding:?} in {value:?}");
+    }
 }
 
-fn decompress_limited(limit: usize, data: &[u8]) {
-    match decompress(CompressionEncoding::Gzip, data, limit) {
-        Ok(out) => assert!(out.len() <= limit, "{} > {limit}", out.len()),
+fn decompress_limited(encoding: CompressionEncoding, limit: usize, data: &[u8]) {
+    match decompress(encoding, data, limit) {
+        Ok(out) => assert!(out.len() <= limit, "{encoding:?}: {} > {limit}", out.len()),
         Err(status) => assert!(
             matches!(status.code(), Code::Internal | Code::ResourceExhausted),
-            "{status:?}"
+            "{encoding:?}: {status:?}"
         ),
     }
     let mut compressed = BytesMut::new();
-    compress(CompressionEncoding::Gzip, data, &mut compressed).unwrap();
-    let back = decompress(CompressionEncoding::Gzip, &compressed, data.len()).unwrap();
-    assert_eq!(back, data);
+    compress(encoding, data, &mut compressed).unwrap();
+    let back = decompress(encoding, &compressed, data.len()).unwrap();
+    assert_eq!(back, data, "{encoding:?}");
     if !data.is_empty() {
-        let err = decompress(CompressionEncoding::Gzip, &compressed, data.len() - 1).unwrap_err();
-        assert_eq!(err.code(), Code::ResourceExhausted);
+        let err = decompress(encoding, &compressed, data.len() - 1).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{encoding:?}");
     }
 }

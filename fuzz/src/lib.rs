@@ -4,8 +4,10 @@
 //! Each module holds one target's `run(data)`, its input format and the
 //! builders its seeds are written with; `fuzz_targets/*.rs` call `run`.
 
+pub mod client_keepalive;
 pub mod client_responses;
 pub mod frames;
+pub mod grpc_stream;
 pub mod header_parsing;
 pub mod input;
 pub mod message_decoder;
@@ -17,12 +19,14 @@ pub mod yamux_split;
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("message_decoder", message_decoder::run),
     ("header_parsing", header_parsing::run),
     ("server_connection", server_connection::run),
     ("client_responses", client_responses::run),
     ("yamux_split", yamux_split::run),
+    ("grpc_stream", grpc_stream::run),
+    ("client_keepalive", client_keepalive::run),
 ];
 
 /// The echo service and the virtual-clock executor, shared with the

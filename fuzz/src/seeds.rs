@@ -42,6 +42,8 @@ pub fn all() -> Vec<Seed> {
     seeds.extend(server_connection());
     seeds.extend(client_responses());
     seeds.extend(yamux_split());
+    seeds.extend(grpc_stream());
+    seeds.extend(client_keepalive());
     seeds
 }
 
@@ -52,10 +54,14 @@ fn encoded(msg: &Msg, gzip: bool) -> Vec<u8> {
     buf.to_vec()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+fn compressed(encoding: CompressionEncoding, data: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
-    compress(CompressionEncoding::Gzip, data, &mut out).unwrap();
+    compress(encoding, data, &mut out).unwrap();
     out.to_vec()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    compressed(CompressionEncoding::Gzip, data)
 }
 
 fn message_decoder() -> Vec<Seed> {
@@ -197,15 +203,28 @@ fn header_parsing() -> Vec<Seed> {
         b"GZIP",
         b"deflate, gzip , snappy",
         b"\xffzz",
+        b"deflate",
+        b" zstd",
+        b"Deflate",
+        b"zstd,gzip",
     ] {
         ops::encoding(&mut compression, v);
     }
-    ops::decompress(&mut compression, 100, &gzip(b"hello hello hello hello"));
-    ops::decompress(&mut compression, 1000, &gzip(&vec![0u8; 60_000]));
+    for &encoding in CompressionEncoding::ALL {
+        let hello = compressed(encoding, b"hello hello hello hello");
+        ops::decompress(&mut compression, encoding, 100, &hello);
+        let bomb = compressed(encoding, &vec![0u8; 60_000]);
+        ops::decompress(&mut compression, encoding, 1000, &bomb);
+        ops::decompress(
+            &mut compression,
+            encoding,
+            100,
+            b"definitely not compressed",
+        );
+    }
     let mut two = gzip(b"abc");
     two.extend(gzip(b"def"));
-    ops::decompress(&mut compression, 6, &two);
-    ops::decompress(&mut compression, 100, b"definitely not gzip");
+    ops::decompress(&mut compression, CompressionEncoding::Gzip, 6, &two);
 
     vec![
         (t, "timeouts".into(), timeouts.finish()),
@@ -606,6 +625,165 @@ fn yamux_split() -> Vec<Seed> {
                     data(0x1 | 0x8, 9, 16_385),
                     Frame::Raw(vec![0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]),
                     data(0, 9, 20_000),
+                ],
+            ),
+        ),
+    ]
+}
+
+fn grpc_stream() -> Vec<Seed> {
+    use crate::grpc_stream::{Spec, FLAG_AUTHORIZE, FLAG_CALL_LIMIT, FLAG_SHUTDOWN};
+    let t = "grpc_stream";
+    let scenarios: std::collections::HashMap<String, sc::Scenario> = server_connection()
+        .into_iter()
+        .map(|(_, name, bytes)| (name, sc::Scenario::read(&bytes)))
+        .collect();
+    let of = |name: &str| scenarios[name].clone();
+    let limit = |n: u8| n << 2;
+    let spec = |flags: u8, streams: Vec<(usize, sc::Scenario)>| Spec { flags, streams }.encode();
+    vec![
+        (
+            t,
+            "two_peers".into(),
+            spec(
+                FLAG_AUTHORIZE,
+                vec![(0, of("unary")), (1, of("raw_all_kinds"))],
+            ),
+        ),
+        (
+            t,
+            "over_the_peer_limit".into(),
+            spec(
+                limit(1),
+                vec![(0, of("unary")), (0, of("expand")), (1, of("collect"))],
+            ),
+        ),
+        (
+            t,
+            "refused_peer".into(),
+            spec(
+                FLAG_AUTHORIZE | limit(2),
+                vec![(3, of("unary")), (2, of("raw_unary"))],
+            ),
+        ),
+        (
+            t,
+            "shutdown_during_calls".into(),
+            spec(
+                FLAG_SHUTDOWN,
+                vec![(0, of("shutdown_during_call")), (1, of("raw_chat"))],
+            ),
+        ),
+        (
+            t,
+            "call_limit_and_hostile_frames".into(),
+            spec(
+                FLAG_CALL_LIMIT | limit(3),
+                vec![
+                    (0, of("raw_all_kinds")),
+                    (0, of("control_frames")),
+                    (0, of("bad_requests")),
+                    (0, of("bad_messages")),
+                ],
+            ),
+        ),
+    ]
+}
+
+fn client_keepalive() -> Vec<Seed> {
+    use crate::client_keepalive::{Op, Scenario, ENHANCE_YOUR_CALM, TOO_MANY_PINGS};
+    let t = "client_keepalive";
+    let sleep = |millis| Op::Sleep { millis };
+    // Timeout 1 s (bits 1-2 = 1), one call at once (bits 4-5 = 1).
+    let flags = (1 << 1) | (1 << 4);
+    let scenario = |flags: u8, interval: u8, ops: Vec<Op>| {
+        Scenario {
+            flags,
+            interval,
+            deadline_ms: 30_000,
+            ops,
+        }
+        .encode()
+    };
+    vec![
+        (
+            t,
+            // Pings every 2 s are answered for a while, then one is not.
+            "answered_then_silent".into(),
+            scenario(
+                flags,
+                20,
+                vec![
+                    Op::SettingsAck,
+                    sleep(2_100),
+                    Op::Pong,
+                    sleep(2_050),
+                    Op::Pong,
+                    sleep(5_000),
+                    Op::Respond,
+                ],
+            ),
+        ),
+        (
+            t,
+            "too_many_pings".into(),
+            scenario(
+                flags,
+                10,
+                vec![
+                    Op::SettingsAck,
+                    sleep(1_050),
+                    Op::Pong,
+                    Op::Respond,
+                    Op::GoAway {
+                        last: 1,
+                        code: ENHANCE_YOUR_CALM,
+                        debug: TOO_MANY_PINGS.to_vec(),
+                    },
+                    sleep(100),
+                ],
+            ),
+        ),
+        (
+            t,
+            "server_pings_and_calls".into(),
+            scenario(
+                flags | super::client_keepalive::FLAG_DEADLINE | 1,
+                5,
+                vec![
+                    Op::SettingsAck,
+                    Op::Ping(*b"ping-one"),
+                    Op::Call,
+                    Op::Call,
+                    sleep(300),
+                    Op::Fail { code: 14 },
+                    Op::Reset { code: 8 },
+                    Op::Ping(*b"ping-two"),
+                    Op::PongWith(*b"wrong!!!"),
+                    sleep(600),
+                    Op::Pong,
+                    Op::Respond,
+                    Op::Settings(vec![(3, 1), (4, 100)]),
+                    sleep(2_000),
+                ],
+            ),
+        ),
+        (
+            t,
+            "goaway_then_calls".into(),
+            scenario(
+                flags,
+                50,
+                vec![
+                    Op::SettingsAck,
+                    Op::GoAway {
+                        last: 0,
+                        code: 0,
+                        debug: b"bye".to_vec(),
+                    },
+                    Op::Call,
+                    sleep(10),
+                    Op::Raw(vec![0, 0, 8, 6, 0, 0, 0, 0, 0]),
                 ],
             ),
         ),
@@ -1089,6 +1267,59 @@ mod goals {
             .find(|(t, n, _)| *t == target && n == name)
             .unwrap()
             .2
+    }
+
+    /// The libp2p layer's seeds: the per-peer limit refuses exactly the
+    /// streams over it, the hook sees the peers it should.
+    #[test]
+    fn grpc_stream_seeds_give_their_outcomes() {
+        use crate::grpc_stream::{execute, peers, Spec};
+        let run = |name: &str| execute(&Spec::read(&seed("grpc_stream", name)));
+        let peers = peers();
+        let two = run("two_peers");
+        assert_eq!(two.refused, [false, false]);
+        assert!(two.authorized.contains(&peers[0]), "{two:?}");
+        assert!(two.authorized.contains(&peers[1]), "{two:?}");
+        let limited = run("over_the_peer_limit");
+        assert_eq!(limited.refused, [false, true, false]);
+        let refused = run("refused_peer");
+        assert_eq!(refused.refused, [false, false]);
+        assert!(refused.authorized.contains(&peers[3]), "{refused:?}");
+        let shutdown = run("shutdown_during_calls");
+        assert_eq!(shutdown.refused, [false, false]);
+        let four = run("call_limit_and_hostile_frames");
+        assert_eq!(four.refused, [false, false, false, true]);
+    }
+
+    /// The keepalive seeds: answered PINGs keep the connection, the first
+    /// unanswered one ends it at the timeout, `too_many_pings` doubles the
+    /// interval.
+    #[test]
+    fn client_keepalive_seeds_give_their_outcomes() {
+        use crate::client_keepalive::{execute, Scenario};
+        use std::time::Duration;
+        let run = |name: &str| execute(&Scenario::read(&seed("client_keepalive", name)));
+        let secs = Duration::from_secs;
+        let silent = run("answered_then_silent");
+        // The interval runs from each PONG: 2 s, 2.1 + 2 s, 4.15 + 2 s; the
+        // third is not answered and the connection ends 1 s later.
+        let ms = Duration::from_millis;
+        assert_eq!(silent.pings, [secs(2), ms(4_100), ms(6_150)]);
+        assert_eq!(silent.eof, Some(ms(7_150)), "{silent:?}");
+        assert_eq!(silent.calls, [Err(p2p_grpc::Code::Unavailable)]);
+        let calm = run("too_many_pings");
+        assert_eq!(calm.pings, [secs(1)]);
+        assert_eq!(calm.calls, [Ok(())]);
+        assert_eq!(calm.interval_after, Some(secs(2)));
+        let busy = run("server_pings_and_calls");
+        assert!(busy.calls.iter().any(|r| r.is_ok()), "{busy:?}");
+        assert!(
+            busy.calls.contains(&Err(p2p_grpc::Code::Unavailable)),
+            "{busy:?}"
+        );
+        let away = run("goaway_then_calls");
+        assert_eq!(away.calls.len(), 2, "{away:?}");
+        assert!(away.calls.iter().all(|r| r.is_err()), "{away:?}");
     }
 
     fn server(name: &str) -> sc::Outcome {

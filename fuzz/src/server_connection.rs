@@ -612,7 +612,9 @@ impl Scenario {
     }
 
     /// The bytes to write, in segments separated by virtual sleeps.
-    fn segments(&self) -> Vec<(Vec<u8>, Option<Duration>)> {
+    /// The bytes to write, each followed by an optional virtual sleep: the
+    /// client preface first.
+    pub fn segments(&self) -> Vec<(Vec<u8>, Option<Duration>)> {
         let mut first = frames::PREFACE.to_vec();
         if self.flags & FLAG_SETTINGS != 0 {
             frames::settings(&mut first, &[]);
@@ -636,6 +638,14 @@ impl Scenario {
 }
 
 fn build_server(config: Config, sim: &Sim) -> Server {
+    server_builder(config, sim)
+        .build()
+        .expect("a runtime was given")
+}
+
+/// The echo server of `config` on `sim`, not yet built (the `grpc_stream`
+/// target hands it to a `GrpcStream`).
+pub fn server_builder(config: Config, sim: &Sim) -> p2p_grpc::server::ServerBuilder {
     let runtime = sim.runtime();
     let mut builder = Server::builder()
         .runtime(runtime.clone())
@@ -657,7 +667,7 @@ fn build_server(config: Config, sim: &Sim) -> Server {
         }),
         Config::SmallResponses => builder.max_encoding_message_size(16),
     };
-    builder.build().expect("a runtime was given")
+    builder
 }
 
 /// What a run observed (for tests and seed checks).

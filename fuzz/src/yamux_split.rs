@@ -203,7 +203,7 @@ pub fn run(data: &[u8]) {
             "a body changed"
         );
     }
-    drop(next);
+    let _ = next;
     // What follows the meant frames passes unchanged (nothing, or the bytes
     // from the first one that is not a valid header on).
     let rest_at = opaque_from.unwrap_or(stream.len());
