@@ -5,13 +5,16 @@
 //! ```text
 //! cargo bench -p p2p-grpc-bench --bench soak -- --calls 1000000
 //! cargo bench -p p2p-grpc-bench --bench soak -- --quick --tcp
+//! cargo bench -p p2p-grpc-bench --bench soak -- --calls 1000000 --tcp --kill
 //! ```
 //!
 //! Options: `--calls N` (default 1,000,000), `--quick` (20,000 calls),
 //! `--tcp` (TCP instead of libp2p's memory transport), `--concurrency C`
 //! (calls in flight, default 64), `--restart-every K` (server restarts,
-//! default every N/20 calls), `--clients M` (client nodes, default 2),
-//! `--runtime smol|tokio|async-std` (default smol), `--seed S`.
+//! default every N/20 calls, at least 1,000, or 5,000 with `--kill`), `--clients M` (client nodes, default 2),
+//! `--runtime smol|tokio|async-std` (default smol), `--seed S`, `--kill`
+//! (TCP: the server node runs in a child process, this bench run again
+//! with `--serve-child`, and every restart kills it with SIGKILL).
 //! `SOAK_DEBUG=1` prints the live task count while waiting for the tasks
 //! to end; `SOAK_DEBUG=spawns` also keeps a backtrace of every spawn and
 //! prints those of the tasks still live after two seconds (slow).
@@ -25,9 +28,9 @@
 //!   response stream half-read.
 //!
 //! Every K calls the server node shuts down (alternately gracefully, the
-//! `GrpcStream` first, and abruptly, the node only) and starts again with
-//! the same keypair on the same address; calls go on over the same
-//! channels.
+//! `GrpcStream` first, and abruptly, the node only; with `--kill`, its
+//! process is killed) and starts again with the same keypair on the same
+//! address; calls go on over the same channels.
 //!
 //! Checks, each failing the run (exit status 1):
 //! - every call ended, with a status or a client cancellation, and the
@@ -511,9 +514,46 @@ struct ServerNode {
     grpc: GrpcStream,
 }
 
+/// The server: a node in this process, or a child process serving one.
+enum Server {
+    Here(ServerNode),
+    Child(std::process::Child),
+}
+
+impl Server {
+    /// Stops the server: gracefully (the `GrpcStream` first, then the
+    /// node), abruptly (the node only), or, for a child, with SIGKILL.
+    async fn stop(self, graceful: bool, grace: Duration) {
+        match self {
+            Server::Here(server) => {
+                if graceful {
+                    server.grpc.shutdown(grace).await;
+                }
+                server.node.shutdown().await;
+            }
+            Server::Child(mut child) => {
+                // `Child::kill` is SIGKILL on Unix: no chance to close
+                // anything; the peers learn from TCP alone.
+                child.kill().expect("killing the server process");
+                child.wait().expect("reaping the server process");
+            }
+        }
+    }
+
+    /// The child's resident memory (its `VmRSS`), if it is one.
+    fn child_rss_kib(&self) -> Option<u64> {
+        match self {
+            Server::Here(_) => None,
+            Server::Child(child) => Some(vm_rss_kib_of(&format!("/proc/{}/status", child.id()))),
+        }
+    }
+}
+
 struct Setup {
     runtime: SharedRuntime,
     net: Net,
+    /// Serve from a child process (`--kill`).
+    child: Option<String>,
     keypair: Keypair,
     /// Where the server listens, without `/p2p/...`.
     listen: Multiaddr,
@@ -531,6 +571,36 @@ impl Setup {
         }
         .build()
         .expect("building a node")
+    }
+
+    /// Starts the server, here or in a child process; returns it and its
+    /// full address.
+    async fn start(&mut self) -> (Server, Multiaddr) {
+        let Some(runtime_name) = self.child.clone() else {
+            let (server, addr) = self.start_server().await;
+            return (Server::Here(server), addr);
+        };
+        let key = hex(&self.keypair.to_protobuf_encoding().unwrap());
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--serve-child", &key, &self.listen.to_string()])
+            .args(["--runtime", &runtime_name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the server process");
+        // Its first line is its address.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = futures::channel::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.await.unwrap_or_default();
+        let addr: Multiaddr = line.trim().parse().expect("the server process's address");
+        let mut listen = addr.clone();
+        listen.pop();
+        self.listen = listen;
+        (Server::Child(child), addr)
     }
 
     /// Starts the server node; returns it and its full address.
@@ -614,8 +684,43 @@ fn heap_kib() -> u64 {
     (HEAP_LIVE.load(Ordering::Relaxed) / 1024) as u64
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The child side of `--kill`: serves on `listen` with the keypair given,
+/// prints the full address, and serves until killed.
+async fn serve_child(runtime: SharedRuntime, key: &str, listen: &str) {
+    let keypair = unhex(key)
+        .and_then(|bytes| Keypair::from_protobuf_encoding(&bytes).ok())
+        .expect("--serve-child KEY: a hex-encoded keypair");
+    let mut setup = Setup {
+        runtime,
+        net: Net::Tcp,
+        child: None,
+        keypair,
+        listen: listen.parse().expect("--serve-child ADDR: a multiaddr"),
+    };
+    let (_server, addr) = setup.start_server().await;
+    println!("{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    future::pending::<()>().await;
+}
+
 fn vm_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    vm_rss_kib_of("/proc/self/status")
+}
+
+fn vm_rss_kib_of(status: &str) -> u64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|status| {
             status
@@ -642,6 +747,10 @@ struct Options {
     clients: usize,
     runtime: String,
     seed: u64,
+    /// Serve from a child process, killed at each restart.
+    kill: bool,
+    /// Be that child: keypair (hex) and listen address.
+    serve_child: Option<(String, String)>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -653,6 +762,8 @@ fn parse_options() -> Result<Options, String> {
         clients: 2,
         runtime: "smol".into(),
         seed: 0x50a4,
+        kill: false,
+        serve_child: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -683,6 +794,11 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|e| format!("--clients: {e}"))?
             }
             "--runtime" => options.runtime = value("--runtime")?,
+            "--kill" => options.kill = true,
+            "--serve-child" => {
+                let key = value("--serve-child")?;
+                options.serve_child = Some((key, value("--serve-child")?));
+            }
             "--seed" => {
                 options.seed = value("--seed")?
                     .parse()
@@ -692,6 +808,11 @@ fn parse_options() -> Result<Options, String> {
             "--bench" => {}
             other => return Err(format!("unknown option {other}")),
         }
+    }
+    if options.kill && options.net != Net::Tcp {
+        return Err(
+            "--kill needs --tcp (a child process cannot share the memory transport)".into(),
+        );
     }
     if options.calls == 0 || options.concurrency == 0 || options.clients == 0 {
         return Err("--calls, --concurrency and --clients must be positive".into());
@@ -757,6 +878,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some((key, listen)) = &options.serve_child {
+        executor.block_on(serve_child(executor.base(), key, listen));
+        return ExitCode::SUCCESS;
+    }
     let live = Arc::new(AtomicUsize::new(0));
     let counting = Arc::new(Counting {
         inner: executor.base(),
@@ -783,9 +908,13 @@ async fn soak(options: &Options, counting: Arc<Counting>) -> Vec<String> {
     let live = || counting.live.load(Ordering::SeqCst);
     let mut failures = Vec::new();
     let calls = options.calls;
+    // A killed server's clients may meet it still down at their first
+    // reconnection attempt and back off for a second: give each
+    // incarnation a few thousand calls.
+    let least = if options.kill { 5_000 } else { 1_000 };
     let restart_every = options
         .restart_every
-        .unwrap_or_else(|| (calls / 20).max(1_000));
+        .unwrap_or_else(|| (calls / 20).max(least));
     // After warm-up: 5 % of the calls, but at least 10,000 calls (or half
     // of a short run), so that connections, restarts and allocator pools
     // have all been through a few rounds.
@@ -802,6 +931,7 @@ async fn soak(options: &Options, counting: Arc<Counting>) -> Vec<String> {
     let mut setup = Setup {
         runtime: runtime.clone(),
         net: options.net,
+        child: options.kill.then(|| options.runtime.clone()),
         keypair: Keypair::generate_ed25519(),
         listen: match options.net {
             Net::Memory => "/memory/0",
@@ -810,8 +940,9 @@ async fn soak(options: &Options, counting: Arc<Counting>) -> Vec<String> {
         .parse()
         .unwrap(),
     };
-    let (mut server, server_addr) = setup.start_server().await;
-    let server_peer: PeerId = server.node.peer_id();
+    let server_peer: PeerId = setup.keypair.public().to_peer_id();
+    let (server, server_addr) = setup.start().await;
+    let mut server = Some(server);
     let mut client_nodes = Vec::new();
     let mut channels = Vec::new();
     for _ in 0..options.clients {
@@ -895,22 +1026,26 @@ async fn soak(options: &Options, counting: Arc<Counting>) -> Vec<String> {
                 // Restart the server while the calls in flight go on.
                 let began = Instant::now();
                 restarting.store(true, Ordering::SeqCst);
-                if graceful {
-                    server.grpc.shutdown(Duration::from_millis(200)).await;
-                    server.node.shutdown().await;
-                } else {
-                    server.node.shutdown().await;
-                }
-                drop(server);
-                let (fresh, addr) = setup.start_server().await;
+                server
+                    .take()
+                    .unwrap()
+                    .stop(graceful, Duration::from_millis(200))
+                    .await;
+                let (fresh, addr) = setup.start().await;
                 assert_eq!(addr, server_addr, "the server came back elsewhere");
-                server = fresh;
+                server = Some(fresh);
                 *last_restart_end.lock().unwrap() = Some(Instant::now());
                 restarts.fetch_add(1, Ordering::SeqCst);
                 restarting.store(false, Ordering::SeqCst);
                 restart_log.push((
                     issued,
-                    if graceful { "graceful" } else { "abrupt" },
+                    if options.kill {
+                        "SIGKILL"
+                    } else if graceful {
+                        "graceful"
+                    } else {
+                        "abrupt"
+                    },
                     began.elapsed(),
                 ));
                 graceful = !graceful;
@@ -1001,9 +1136,15 @@ async fn soak(options: &Options, counting: Arc<Counting>) -> Vec<String> {
         node.shutdown().await;
     }
     drop(channels);
-    server.grpc.shutdown(Duration::from_secs(1)).await;
-    server.node.shutdown().await;
-    drop(server);
+    let server = server.take().unwrap();
+    if let Some(kib) = server.child_rss_kib() {
+        println!(
+            "server process (the last incarnation, {} calls old at most): RSS {}",
+            restart_every,
+            mib(kib)
+        );
+    }
+    server.stop(true, Duration::from_secs(1)).await;
     drop(done_tx);
     drop(done);
     let quiet_since = Instant::now();

@@ -33,10 +33,10 @@ const STREAMS: &str = "32";
 
 /// One server configuration of a comparison.
 #[derive(Clone, Copy, Debug)]
-struct Server {
-    stack: Stack,
-    exec: ExecKind,
-    pin: Option<&'static str>,
+pub(crate) struct Server {
+    pub(crate) stack: Stack,
+    pub(crate) exec: ExecKind,
+    pub(crate) pin: Option<&'static str>,
 }
 
 /// What h2load measured, and whether the run is valid.
@@ -46,7 +46,7 @@ struct Run {
 }
 
 /// A gRPC message frame: the 5-byte prefix and the encoded payload.
-fn frame(message: &pb::Payload) -> Vec<u8> {
+pub(crate) fn frame(message: &pb::Payload) -> Vec<u8> {
     let mut buf = BytesMut::new();
     buf.put_u8(0);
     buf.put_u32(message.encoded_len() as u32);
@@ -55,7 +55,7 @@ fn frame(message: &pb::Payload) -> Vec<u8> {
 }
 
 /// Starts the server in a child process (this binary, `--serve-child`).
-fn start(server: Server) -> Result<(std::process::Child, String)> {
+pub(crate) fn start(server: Server) -> Result<(std::process::Child, String)> {
     let exe = std::env::current_exe()?;
     let mut command = match server.pin {
         Some(cpus) => {

@@ -7,20 +7,25 @@
 //! `BENCH_QUICK=1`) shortens every measurement for a smoke run.
 //!
 //! `-- --h2load [--rounds N]` measures the servers alone under h2load
-//! instead (see `h2load.rs`).
+//! instead (see `h2load.rs`); `-- --flood` a client's latency while another
+//! connection floods PING (`flood.rs`); `-- --stalled` the server's memory
+//! under zero-window readers (`stalled.rs`).
 //!
 //! Hidden flags, used when the binary spawns itself: `--serve-child STACK
-//! EXEC` (a server in its own process) and `--memory-child STACK EXEC` (the
-//! memory workload in a fresh process).
+//! EXEC` (a server in its own process), `--memory-child STACK EXEC` (the
+//! memory workload in a fresh process) and `--flood-child ADDR` (the PING
+//! flooder).
 
 mod bare_h2;
 mod contender;
 mod exec;
+mod flood;
 mod h2load;
 mod libp2p_bench;
 mod memory;
 mod report;
 mod stacks;
+mod stalled;
 mod workloads;
 
 use std::io::{BufRead, BufReader, Write};
@@ -108,6 +113,36 @@ fn main() {
             eprintln!("h2load benchmark failed: {err}");
             std::process::exit(1);
         }
+        return;
+    }
+    if args.iter().any(|a| a == "--flood") {
+        let rounds = args
+            .iter()
+            .position(|a| a == "--rounds")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(4);
+        if let Err(err) = flood::run(rounds) {
+            eprintln!("flood benchmark failed: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--stalled") {
+        let rounds = args
+            .iter()
+            .position(|a| a == "--rounds")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3);
+        if let Err(err) = stalled::run(rounds) {
+            eprintln!("stalled benchmark failed: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--flood-child") {
+        flood::child(&args[i + 1]);
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--serve-child") {

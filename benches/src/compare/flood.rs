@@ -1,0 +1,272 @@
+//! Fairness under a frame flood, beside tonic: a legitimate client's
+//! latency while another connection floods the server with PING frames and
+//! reads the ACKs (so the server never stops reading).
+//!
+//! `cargo bench -p p2p-grpc-bench --bench compare -- --flood [--rounds N]`
+//!
+//! The server runs in a child process pinned to CPU 0 (p2p-grpc on one
+//! smol thread, tonic on a current-thread tokio runtime). The legitimate
+//! client is `h2load` (one connection, one call at a time, 64-byte
+//! `UnaryCall`s for [`SECONDS`] s, each call's latency from its
+//! `--log-file`); the flooder is this binary again (`--flood-child ADDR`),
+//! both pinned to CPU 1. Each round measures the client unloaded, then
+//! under the flood, against a fresh server; rounds alternate the stacks
+//! (ABBA). Reported: p50 and p99 latency and calls completed, unloaded and
+//! flooded, their ratio, and the bound issue 15 sets: flooded p99 within
+//! 5 × unloaded p99.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use p2p_grpc_bench::pb;
+
+use crate::exec::ExecKind;
+use crate::h2load::{frame, start, Server};
+use crate::stacks::{Result, Stack};
+
+/// Seconds of calls per measurement.
+const SECONDS: &str = "5";
+
+/// PING frames written per batch by the flooder.
+const BATCH: usize = 256;
+
+/// What one measurement saw.
+#[derive(Clone, Copy, Debug)]
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+    calls: usize,
+    /// The server's CPU time over the measurement, in seconds.
+    server_cpu: f64,
+    /// PING ACKs the flooder read (0 unloaded).
+    acks: u64,
+}
+
+/// CPU time (user + system) of process `pid` so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: state is field 3, utime 14,
+    // stime 15 (clock ticks, 100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// Runs h2load as the legitimate client and reads its per-call latencies.
+fn measure(addr: &str, pid: u32, body: &std::path::Path, log: &std::path::Path) -> Result<Latency> {
+    let cpu_before = cpu_seconds(pid);
+    let output = Command::new("taskset")
+        .args(["-c", "1", "h2load", "-c", "1", "-m", "1", "-D", SECONDS])
+        .arg("-d")
+        .arg(body)
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("--log-file")
+        .arg(log)
+        .arg(format!("http://{addr}/bench.Bench/Unary"))
+        .output()
+        .map_err(|err| format!("cannot run h2load (nghttp2-client): {err}"))?;
+    let server_cpu = cpu_seconds(pid) - cpu_before;
+    if !output.status.success() {
+        return Err(format!("h2load failed: {}", String::from_utf8_lossy(&output.stdout)).into());
+    }
+    // Each line: start time (µs since the epoch), HTTP status, duration (µs).
+    let text = std::fs::read_to_string(log)?;
+    let mut durations = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() < 3 {
+            continue;
+        }
+        if fields[1] != "200" {
+            return Err(format!("a call ended with HTTP {}", fields[1]).into());
+        }
+        durations.push(fields[2].trim().parse::<f64>()?);
+    }
+    if durations.is_empty() {
+        return Err("h2load logged no call".into());
+    }
+    durations.sort_by(f64::total_cmp);
+    let at = |q: f64| durations[((durations.len() - 1) as f64 * q).round() as usize];
+    Ok(Latency {
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        calls: durations.len(),
+        server_cpu,
+        acks: 0,
+    })
+}
+
+/// The flooder (`--flood-child ADDR`): an HTTP/2 connection that writes
+/// PING frames as fast as it can and reads everything the server sends,
+/// until its stdin closes; then prints how many bytes it read (a PING ACK
+/// is 17).
+pub fn child(addr: &str) {
+    let mut socket = TcpStream::connect(addr).expect("connecting the flooder");
+    socket.set_nodelay(true).unwrap();
+    let mut reader = socket.try_clone().unwrap();
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = read.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            counted.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    socket.write_all(&start).unwrap();
+    let mut batch = Vec::with_capacity(BATCH * 17);
+    for i in 0..BATCH as u64 {
+        batch.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0]);
+        batch.extend_from_slice(&i.to_be_bytes());
+    }
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if socket.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    println!("READ {}", read.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// One round for one server: unloaded, then flooded.
+fn round(
+    server: Server,
+    body: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(Latency, Latency)> {
+    let (mut child, addr) = start(server)?;
+    let pid = child.id();
+    let unloaded = measure(&addr, pid, body, &dir.join("unloaded.log"));
+    let flooded = unloaded.as_ref().ok().map(|_| -> Result<Latency> {
+        let exe = std::env::current_exe()?;
+        let mut flooder = Command::new("taskset")
+            .args(["-c", "1"])
+            .arg(exe)
+            .args(["--flood-child", &addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let flooded = measure(&addr, pid, body, &dir.join("flooded.log"));
+        drop(flooder.stdin.take());
+        let mut report = String::new();
+        if let Some(mut out) = flooder.stdout.take() {
+            let _ = out.read_to_string(&mut report);
+        }
+        let _ = flooder.wait();
+        let read: u64 = report
+            .trim()
+            .strip_prefix("READ ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let mut flooded = flooded?;
+        flooded.acks = read / 17;
+        Ok(flooded)
+    });
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let unloaded = unloaded?;
+    let flooded = flooded.ok_or("no flooded run")??;
+    Ok((unloaded, flooded))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs the comparison and prints a markdown table.
+pub fn run(rounds: usize) -> Result<()> {
+    let servers = [
+        (
+            "p2p-grpc (smol, 1 thread)",
+            Server {
+                stack: Stack::P2p,
+                exec: ExecKind::Smol1,
+                pin: Some("0"),
+            },
+        ),
+        (
+            "tonic (tokio current-thread)",
+            Server {
+                stack: Stack::Tonic,
+                exec: ExecKind::TokioCt,
+                pin: Some("0"),
+            },
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("p2p-grpc-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let body = frame(&pb::Payload {
+        payload: vec![0x5a; 64].into(),
+    });
+    let path = dir.join("body");
+    std::fs::File::create(&path)?.write_all(&body)?;
+    let mut results: Vec<Vec<(Latency, Latency)>> = vec![Vec::new(), Vec::new()];
+    for r in 0..rounds {
+        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            results[i].push(round(servers[i].1, &path, &dir)?);
+        }
+    }
+    println!(
+        "| server | unloaded p50 / p99 (µs) | calls in {SECONDS} s | flooded p50 / p99 (µs) | calls in {SECONDS} s | flooded p99 ÷ unloaded p99 | within 5 × | PINGs answered | server CPU per PING (ns) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|");
+    let mut per_ping = Vec::new();
+    let mut flooded_p99 = Vec::new();
+    for (i, (name, _)) in servers.iter().enumerate() {
+        let pick = |f: &dyn Fn(&(Latency, Latency)) -> f64| {
+            let mut v: Vec<f64> = results[i].iter().map(f).collect();
+            median(&mut v)
+        };
+        let (u50, u99, uc) = (
+            pick(&|r| r.0.p50_us),
+            pick(&|r| r.0.p99_us),
+            pick(&|r| r.0.calls as f64),
+        );
+        let (f50, f99, fc) = (
+            pick(&|r| r.1.p50_us),
+            pick(&|r| r.1.p99_us),
+            pick(&|r| r.1.calls as f64),
+        );
+        let ratio = pick(&|r| r.1.p99_us / r.0.p99_us);
+        let acks = pick(&|r| r.1.acks as f64);
+        // The flood's share of the server's CPU: all of it, less what the
+        // legitimate calls served meanwhile cost at the unloaded rate.
+        let ns = pick(&|r| {
+            let per_call = r.0.server_cpu / r.0.calls.max(1) as f64;
+            let flood = (r.1.server_cpu - per_call * r.1.calls as f64).max(0.0);
+            flood / r.1.acks.max(1) as f64 * 1e9
+        });
+        flooded_p99.push(f99);
+        per_ping.push(ns);
+        println!(
+            "| {name} | {u50:.0} / {u99:.0} | {uc:.0} | {f50:.0} / {f99:.0} | {fc:.0} | {ratio:.1} | {} | {acks:.0} | {ns:.0} |",
+            if ratio <= 5.0 { "yes" } else { "no" }
+        );
+    }
+    println!(
+        "\nserver CPU per PING, p2p-grpc ÷ tonic: {:.2}",
+        per_ping[0] / per_ping[1]
+    );
+    println!(
+        "\nflooded p99, p2p-grpc ÷ tonic: {:.2} (medians of {rounds} rounds)",
+        flooded_p99[0] / flooded_p99[1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
