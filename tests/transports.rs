@@ -106,3 +106,49 @@ fn grpc_through_a_circuit_relay() {
         assert!(through.contains(&server.peer()) && through.contains(&caller.peer_id()));
     });
 }
+
+/// QUIC (feature `quic`): the calls go over `/udp/<port>/quic-v1`, with
+/// no TCP connection between the two nodes.
+#[cfg(feature = "quic")]
+#[test]
+fn grpc_over_quic() {
+    run(async {
+        let server = serve_on(
+            Net::Tcp.node(None),
+            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+            |b| b,
+        )
+        .await;
+        assert!(
+            server.addr.iter().any(|p| matches!(p, Protocol::QuicV1)),
+            "{}",
+            server.addr
+        );
+        let caller = Net::Tcp.node(None);
+        assert_eq!(
+            caller.dial(server.addr.clone()).await.unwrap(),
+            server.peer()
+        );
+        let grpc = Grpc::new(
+            GrpcStream::new(caller.control())
+                .unwrap()
+                .client(server.peer()),
+        );
+        calls_work(&grpc, &caller).await;
+    });
+}
+
+/// Without the `quic` feature a QUIC address is refused with an error, not
+/// a panic.
+#[cfg(not(feature = "quic"))]
+#[test]
+fn a_quic_address_without_the_feature_is_an_error() {
+    run(async {
+        let node = Net::Tcp.node(None);
+        let err = node
+            .listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("quic-v1"), "{err}");
+    });
+}

@@ -180,6 +180,8 @@
 mod grpc_stream;
 mod node;
 mod peer;
+#[cfg(feature = "quic")]
+mod quic;
 mod tcp;
 mod yamux;
 

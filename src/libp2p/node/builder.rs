@@ -296,7 +296,12 @@ impl NodeBuilder {
             TransportKind::Tcp => {
                 let websocket = libp2p::websocket::Config::new(TcpTransport::new());
                 let direct = websocket.or_transport(TcpTransport::new());
-                upgrade(relayed.or_transport(direct), &keypair, muxer, timeout)?
+                let transport = upgrade(relayed.or_transport(direct), &keypair, muxer, timeout)?;
+                // QUIC (`/udp/<port>/quic-v1`) comes with its own encryption
+                // and multiplexing.
+                #[cfg(feature = "quic")]
+                let transport = crate::libp2p::quic::or_transport(transport, &keypair);
+                transport
             }
             TransportKind::Memory => upgrade(
                 relayed.or_transport(MemoryTransport::default()),
