@@ -173,8 +173,52 @@ pub(crate) struct Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
         *lock(&self.budget.used) -= self.bytes;
         self.budget.released.notify(usize::MAX);
+    }
+}
+
+impl Reservation {
+    /// The bytes reserved.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The budget the bytes came from.
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// Takes `other`'s bytes (from the same budget) into this reservation.
+    pub(crate) fn merge(&mut self, mut other: Reservation) {
+        debug_assert!(Arc::ptr_eq(&self.budget, &other.budget));
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
+    /// `data`, holding this reservation until the last copy of it is
+    /// dropped: handed to h2, the bytes stay counted for as long as h2
+    /// queues them (up to its send buffer per stream), not only until
+    /// they were handed over.
+    pub(crate) fn hold(self, data: bytes::Bytes) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Held {
+            data,
+            _reservation: self,
+        })
+    }
+}
+
+/// Bytes and the reservation that counts them.
+struct Held {
+    data: bytes::Bytes,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
     }
 }
 

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::carriers::grpc_request;
+use common::carriers::{grpc_request, wide_open_requests};
 use common::sim::Sim;
 use common::*;
 use futures::channel::oneshot;
@@ -189,7 +189,8 @@ fn responses_to_readers_that_stall_hold_no_more_than_the_budget() {
         }
         settle(&sim).await;
         // Four messages fit; the other four calls wait, unencoded.
-        assert_eq!(setup.server.memory_in_use(), 4 * encoded_blob_len());
+        // Each holds its message with its 5-byte prefix.
+        assert_eq!(setup.server.memory_in_use(), 4 * (encoded_blob_len() + 5));
         assert_refused(&setup.other).await;
         // The readers go: everything comes back, and calls are served again.
         drop(responses);
@@ -295,6 +296,72 @@ fn a_message_larger_than_the_whole_budget_fails_its_call_only() {
         // The connection and the budget are fine.
         assert_eq!(server.memory_in_use(), 0);
         grpc.unary::<_, Msg>(Request::new(Msg::text("small")), UNARY)
+            .await
+            .unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn what_h2_queues_for_a_peer_that_opened_its_windows_and_stopped_reading_counts_too() {
+    let sim = Sim::new();
+    sim.block_on(async {
+        // 64 KiB messages: smaller than what h2 queues per stream (1 MiB),
+        // so without the budget each of 16 streams would queue 1 MiB.
+        let blob_len = Blob {
+            data: Bytes::from(vec![0u8; 64 * 1024]),
+        }
+        .encoded_len()
+            + 5;
+        let server = Server::builder()
+            .runtime(sim.runtime())
+            .memory_budget(Some(budget()))
+            .add_service(Blobs {
+                blob: Bytes::from(vec![7u8; 64 * 1024]),
+            })
+            .add_service(EchoService::new(sim.runtime(), None))
+            .build()
+            .unwrap();
+        let (mut peer, server_io) = p2p_grpc::io::duplex(64 * 1024);
+        let (ended_tx, ended) = oneshot::channel();
+        let serving = server.clone();
+        sim.runtime().spawn(Box::pin(async move {
+            let _ = serving.serve_connection(server_io).await;
+            let _ = ended_tx.send(());
+        }));
+        use futures::AsyncWriteExt;
+        peer.write_all(&wide_open_requests("/test.Blobs/Stream", 16))
+            .await
+            .unwrap();
+        settle(&sim).await;
+        // Everything the server holds for the peer is counted, and stays
+        // within the budget: a batch more would not fit.
+        let held = server.memory_in_use();
+        assert!(held <= budget(), "{held} held, budget {}", budget());
+        assert!(
+            held + blob_len > budget(),
+            "{held} held, budget {}",
+            budget()
+        );
+        let (other_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
+        let serving = server.clone();
+        sim.runtime().spawn(Box::pin(async move {
+            let _ = serving.serve_connection(server_io).await;
+        }));
+        let other = Grpc::new(
+            Channel::builder()
+                .runtime(sim.runtime())
+                .connect(other_io)
+                .await
+                .unwrap(),
+        );
+        assert_refused(&other).await;
+        // The peer goes: what h2 queued for it is dropped, and counted back.
+        drop(peer);
+        ended.await.unwrap();
+        assert_eq!(server.memory_in_use(), 0);
+        other
+            .unary::<_, Msg>(Request::new(Msg::text("served")), UNARY)
             .await
             .unwrap();
     })

@@ -21,9 +21,9 @@ use crate::http2::deadline;
 use crate::http2::observe::CallKind;
 use crate::http2::recv::{RecvBody, Side};
 use crate::http2::send::{fill_batch, Filled};
-use crate::sync::{Budget, Signal, TrackerGuard};
+use crate::sync::{Budget, Reservation, Signal, TrackerGuard};
 use crate::wire::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
-use crate::wire::framing::EncodeBuf;
+use crate::wire::framing::{EncodeBuf, HEADER_LEN};
 use crate::wire::headers;
 use crate::{MetadataMap, Request, Response, Status, Streaming};
 
@@ -305,6 +305,15 @@ fn one_message<T>(response: Response<T>) -> Response<OneMessage<T>> {
     response.map(|message| futures::stream::iter(Some(Ok(message))))
 }
 
+/// What [`ResponseSink::reserve`] got.
+enum Reserved {
+    Granted(Reservation),
+    /// The client reset the call while it waited.
+    Reset,
+    /// More than the whole budget: the call ends with this status.
+    Over(Status),
+}
+
 /// Writes a response on an h2 stream: headers, messages, trailers.
 struct ResponseSink {
     respond: SendResponse<Bytes>,
@@ -336,6 +345,34 @@ impl ResponseSink {
         metadata.append_to(response.headers_mut());
         self.send = Some(self.respond.send_response(response, false)?);
         Ok(())
+    }
+
+    /// Reserves `wanted` bytes from `budget`, waiting while it is spent.
+    /// A reset ends the wait; more than the whole budget is refused at once
+    /// with `RESOURCE_EXHAUSTED`.
+    async fn reserve(&mut self, budget: Arc<Budget>, wanted: usize) -> Reserved {
+        let mut wait = None;
+        let reserved = poll_fn(|cx| {
+            if let Poll::Ready(reserved) = budget.poll_reserve(wanted, &mut wait, cx) {
+                return Poll::Ready(Some(reserved));
+            }
+            if self.poll_reset(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        match reserved {
+            Some(Ok(reservation)) => Reserved::Granted(reservation),
+            None => {
+                tracing::debug!("client reset the call while it waited for memory");
+                Reserved::Reset
+            }
+            Some(Err(over)) => Reserved::Over(Status::resource_exhausted(format!(
+                "response message of {} bytes is over the server's memory budget of {}",
+                over.wanted, over.limit
+            ))),
+        }
     }
 
     /// See [`crate::http2::send::poll_window`]; a reset ends the wait.
@@ -476,35 +513,15 @@ where
             tracing::debug!(%err, "response stream closed while waiting for the window");
             return;
         }
-        let _reservation = match (&sink.budget, &first) {
+        let reservation = match (&sink.budget, &first) {
             (Some(budget), Ok(message)) => {
-                let budget = budget.clone();
-                let wanted = message.encoded_len();
-                let mut wait = None;
-                let reserved = poll_fn(|cx| {
-                    if let Poll::Ready(reserved) = budget.poll_reserve(wanted, &mut wait, cx) {
-                        return Poll::Ready(Some(reserved));
-                    }
-                    if sink.poll_reset(cx).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                    Poll::Pending
-                })
-                .await;
-                match reserved {
-                    None => {
-                        tracing::debug!("client reset the call while it waited for memory");
-                        return;
-                    }
-                    Some(Err(over)) => {
-                        let status = Status::resource_exhausted(format!(
-                            "response message of {} bytes is over the server's memory budget of {}",
-                            over.wanted, over.limit
-                        ));
-                        sink.finish(&status, Some(&trailers));
-                        return;
-                    }
-                    Some(Ok(reservation)) => Some(reservation),
+                match sink
+                    .reserve(budget.clone(), HEADER_LEN + message.encoded_len())
+                    .await
+                {
+                    Reserved::Granted(reservation) => Some(reservation),
+                    Reserved::Reset => return,
+                    Reserved::Over(status) => return sink.finish(&status, Some(&trailers)),
                 }
             }
             _ => None,
@@ -520,7 +537,24 @@ where
         });
         if !buf.is_empty() {
             sink.count_sent(&buf);
-            if let Err(err) = sink.send_data(buf.take()).await {
+            let mut batch = buf.take();
+            if let Some(mut reservation) = reservation {
+                // The batch may hold more messages than its first: they are
+                // counted too, before h2 gets any of it.
+                if batch.len() > reservation.bytes() {
+                    let budget = reservation.budget().clone();
+                    match sink
+                        .reserve(budget, batch.len() - reservation.bytes())
+                        .await
+                    {
+                        Reserved::Granted(more) => reservation.merge(more),
+                        Reserved::Reset => return,
+                        Reserved::Over(status) => return sink.finish(&status, Some(&trailers)),
+                    }
+                }
+                batch = reservation.hold(batch);
+            }
+            if let Err(err) = sink.send_data(batch).await {
                 tracing::debug!(%err, "response stream closed while sending");
                 return;
             }
