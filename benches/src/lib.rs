@@ -55,8 +55,25 @@ impl Gate {
 
 /// `count` copies of a `size`-byte payload (count 0: without end). The
 /// payload is one shared buffer: the stacks are measured, not memcpy.
+/// One payload of `size` bytes shared by every call that asks for that
+/// size: the handlers cost no allocation of their own per call, so that
+/// memory figures (`compare --stalled`) show the server's and not the
+/// handler's.
+fn shared_payload(size: u32) -> Bytes {
+    static LAST: std::sync::Mutex<Option<Bytes>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|poison| poison.into_inner());
+    match &*last {
+        Some(payload) if payload.len() == size as usize => payload.clone(),
+        _ => {
+            let payload = Bytes::from(vec![0x5a_u8; size as usize]);
+            *last = Some(payload.clone());
+            payload
+        }
+    }
+}
+
 fn payloads(count: u32, size: u32) -> impl Stream<Item = Bytes> + Send + 'static {
-    let payload = Bytes::from(vec![0x5a_u8; size as usize]);
+    let payload = shared_payload(size);
     let all = futures::stream::repeat(payload);
     if count == 0 {
         all.boxed()

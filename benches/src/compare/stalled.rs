@@ -1,7 +1,14 @@
 //! Memory under zero-window readers, beside tonic: the server's resident
-//! memory before, at the peak and after an attacker that opens 200 streams,
-//! asks each for 8 MiB (`ServerStream`, 8 × 1 MiB) and never reads nor
-//! opens a window (127 KiB of DATA can arrive in all).
+//! memory before, at the peak and after an attacker whose streams each ask
+//! for 8 MiB (`ServerStream`, 8 × 1 MiB) and who never reads its socket.
+//! Three scenarios:
+//! - 200 streams on one connection, windows left at 64 KiB and never
+//!   opened (127 KiB of DATA can arrive in all);
+//! - 10,000 streams over 100 connections, the same (issue 15's scale);
+//! - 10,000 streams over 100 connections with every window opened wide
+//!   (2^31 − 1), asking for 128 × 64 KiB each: flow control lets the
+//!   server queue all it likes, and only its own buffers bound it. A server past [`CAP_KIB`] is killed and its
+//!   peak shown as over the cap.
 //!
 //! `cargo bench -p p2p-grpc-bench --bench compare -- --stalled [--rounds N]`
 //!
@@ -23,8 +30,50 @@ use crate::exec::ExecKind;
 use crate::h2load::{start, Server};
 use crate::stacks::{Result, Stack};
 
-/// Streams the attacker opens.
-const STREAMS: u32 = 200;
+/// A server whose RSS passes this is killed (a runaway; 3 GiB).
+const CAP_KIB: u64 = 3 * 1024 * 1024;
+
+/// One attack: connections, streams on each, and whether windows open wide.
+#[derive(Clone, Copy)]
+struct Scenario {
+    connections: usize,
+    streams: u32,
+    wide: bool,
+}
+
+const SCENARIOS: [Scenario; 3] = [
+    Scenario {
+        connections: 1,
+        streams: 200,
+        wide: false,
+    },
+    Scenario {
+        connections: 100,
+        streams: 100,
+        wide: false,
+    },
+    Scenario {
+        connections: 100,
+        streams: 100,
+        wide: true,
+    },
+];
+
+impl Scenario {
+    fn label(&self) -> String {
+        let total = self.connections * self.streams as usize;
+        let windows = if self.wide {
+            "windows wide open"
+        } else {
+            "windows closed"
+        };
+        format!(
+            "{total} streams on {} connection{}, {windows}",
+            self.connections,
+            if self.connections == 1 { "" } else { "s" }
+        )
+    }
+}
 
 fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
@@ -33,20 +82,32 @@ fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// The attacker's bytes: the preface, empty SETTINGS, then each stream's
-/// request (HPACK literals) asking for 8 × 1 MiB.
-fn attack() -> Vec<u8> {
+/// The attacker's bytes: the preface, SETTINGS (empty, or with the largest
+/// initial window and a connection WINDOW_UPDATE to match when `wide`),
+/// then each stream's request (HPACK literals) asking for 8 × 1 MiB.
+fn attack(streams: u32, wide: bool) -> Vec<u8> {
+    const MAX_WINDOW: u32 = (1 << 31) - 1;
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    frame(&mut out, 0x4, 0, 0, &[]);
+    if wide {
+        let mut settings = 0x4u16.to_be_bytes().to_vec();
+        settings.extend_from_slice(&MAX_WINDOW.to_be_bytes());
+        frame(&mut out, 0x4, 0, 0, &settings);
+        frame(&mut out, 0x8, 0, 0, &(MAX_WINDOW - 65_535).to_be_bytes());
+    } else {
+        frame(&mut out, 0x4, 0, 0, &[]);
+    }
     let request = pb::StreamRequest {
-        count: 8,
-        size: 1 << 20,
+        // 8 MiB either way; in smaller messages when the windows are
+        // open, so that no single message is larger than what HTTP/2
+        // stacks queue per stream (h2's send buffer is 400 KiB to 1 MiB).
+        count: if wide { 128 } else { 8 },
+        size: if wide { 64 << 10 } else { 1 << 20 },
     }
     .encode_to_vec();
     let mut body = vec![0];
     body.extend_from_slice(&(request.len() as u32).to_be_bytes());
     body.extend_from_slice(&request);
-    for i in 0..STREAMS {
+    for i in 0..streams {
         let stream = 2 * i + 1;
         let mut block = Vec::new();
         for (name, value) in [
@@ -80,20 +141,30 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// One run: RSS before, at the peak and after, in KiB.
-fn run_once(server: Server) -> Result<(u64, u64, u64)> {
+fn run_once(server: Server, scenario: Scenario) -> Result<(u64, u64, u64)> {
     let (mut child, addr) = start(server)?;
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib(pid);
-    let mut socket = TcpStream::connect(&addr)?;
-    socket.write_all(&attack())?;
+    let bytes = attack(scenario.streams, scenario.wide);
+    let mut sockets = Vec::new();
+    for _ in 0..scenario.connections {
+        let mut socket = TcpStream::connect(&addr)?;
+        socket.write_all(&bytes)?;
+        sockets.push(socket);
+    }
     let mut peak = before;
     let began = Instant::now();
     while began.elapsed() < Duration::from_secs(3) {
         peak = peak.max(rss_kib(pid));
+        if peak > CAP_KIB {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok((before, peak, u64::MAX));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    drop(socket);
+    drop(sockets);
     std::thread::sleep(Duration::from_secs(2));
     let after = rss_kib(pid);
     drop(child.stdin.take());
@@ -126,29 +197,46 @@ pub fn run(rounds: usize) -> Result<()> {
             },
         ),
     ];
-    let mut results: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(), Vec::new()];
-    for r in 0..rounds {
-        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            results[i].push(run_once(servers[i].1)?);
+    let mib = |kib: u64| {
+        if kib == u64::MAX {
+            "killed".to_owned()
+        } else {
+            format!("{:.1}", kib as f64 / 1024.0)
+        }
+    };
+    println!("| attack (each stream asks for 8 MiB, the socket is never read) | server | RSS before (MiB) | peak | after the attacker left | after − before |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for scenario in SCENARIOS {
+        let mut results: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(), Vec::new()];
+        for r in 0..rounds {
+            let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                results[i].push(run_once(servers[i].1, scenario)?);
+            }
+        }
+        for (i, (name, _)) in servers.iter().enumerate() {
+            let mut before: Vec<u64> = results[i].iter().map(|r| r.0).collect();
+            let mut peak: Vec<u64> = results[i].iter().map(|r| r.1).collect();
+            let mut after: Vec<u64> = results[i].iter().map(|r| r.2).collect();
+            let (b, p, a) = (median(&mut before), median(&mut peak), median(&mut after));
+            let growth = if a == u64::MAX {
+                "—".to_owned()
+            } else {
+                format!("{:+.1}", (a as f64 - b as f64) / 1024.0)
+            };
+            let peak = if p > CAP_KIB {
+                format!("> {}", mib(CAP_KIB))
+            } else {
+                mib(p)
+            };
+            println!(
+                "| {} | {name} | {} | {peak} | {} | {growth} |",
+                scenario.label(),
+                mib(b),
+                mib(a),
+            );
         }
     }
-    let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
-    println!("| server ({STREAMS} zero-window streams × 8 MiB asked) | RSS before (MiB) | peak | after the attacker left | after − before |");
-    println!("|---|---:|---:|---:|---:|");
-    for (i, (name, _)) in servers.iter().enumerate() {
-        let mut before: Vec<u64> = results[i].iter().map(|r| r.0).collect();
-        let mut peak: Vec<u64> = results[i].iter().map(|r| r.1).collect();
-        let mut after: Vec<u64> = results[i].iter().map(|r| r.2).collect();
-        let (b, p, a) = (median(&mut before), median(&mut peak), median(&mut after));
-        println!(
-            "| {name} | {} | {} | {} | {:+.1} |",
-            mib(b),
-            mib(p),
-            mib(a),
-            (a as f64 - b as f64) / 1024.0
-        );
-    }
-    println!("(medians of {rounds} runs, a fresh server each)");
+    println!("(medians of {rounds} runs, a fresh server each; p2p-grpc with its default memory budget, 256 MiB)");
     Ok(())
 }
