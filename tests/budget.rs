@@ -115,18 +115,7 @@ async fn setup(sim: &Sim, window: u32) -> Setup {
     sim.runtime().spawn(Box::pin(async move {
         futures::future::select(connection, hung_up).await;
     }));
-    let (other_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
-    let serving = server.clone();
-    sim.runtime().spawn(Box::pin(async move {
-        let _ = serving.serve_connection(server_io).await;
-    }));
-    let other = Grpc::new(
-        Channel::builder()
-            .runtime(sim.runtime())
-            .connect(other_io)
-            .await
-            .unwrap(),
-    );
+    let other = well_behaved_client(sim, &server).await;
     Setup {
         server,
         raw,
@@ -134,6 +123,22 @@ async fn setup(sim: &Sim, window: u32) -> Setup {
         raw_ended,
         other,
     }
+}
+
+/// A client of `server` on a connection of its own.
+async fn well_behaved_client(sim: &Sim, server: &Server) -> Grpc {
+    let (client_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
+    let serving = server.clone();
+    sim.runtime().spawn(Box::pin(async move {
+        let _ = serving.serve_connection(server_io).await;
+    }));
+    Grpc::new(
+        Channel::builder()
+            .runtime(sim.runtime())
+            .connect(client_io)
+            .await
+            .unwrap(),
+    )
 }
 
 impl Setup {
@@ -343,18 +348,7 @@ fn what_h2_queues_for_a_peer_that_opened_its_windows_and_stopped_reading_counts_
             "{held} held, budget {}",
             budget()
         );
-        let (other_io, server_io) = p2p_grpc::io::duplex(64 * 1024);
-        let serving = server.clone();
-        sim.runtime().spawn(Box::pin(async move {
-            let _ = serving.serve_connection(server_io).await;
-        }));
-        let other = Grpc::new(
-            Channel::builder()
-                .runtime(sim.runtime())
-                .connect(other_io)
-                .await
-                .unwrap(),
-        );
+        let other = well_behaved_client(&sim, &server).await;
         assert_refused(&other).await;
         // The peer goes: what h2 queued for it is dropped, and counted back.
         drop(peer);

@@ -244,37 +244,10 @@ fn a_node_over_its_memory_limit_refuses_new_connections_both_ways() {
     });
 }
 
-/// One HTTP/2 frame.
-fn h2_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// A whole `Expand` call on `stream`, headers as literal HPACK fields.
+/// A whole `Expand` call on `stream`.
 fn expand_call(out: &mut Vec<u8>, stream: u32, request: &Msg) {
-    let mut block = Vec::new();
-    for (name, value) in [
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", "/test.Echo/Expand"),
-        (":authority", "localhost"),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-    ] {
-        block.extend_from_slice(&[0, name.len() as u8]);
-        block.extend_from_slice(name.as_bytes());
-        block.push(value.len() as u8);
-        block.extend_from_slice(value.as_bytes());
-    }
-    h2_frame(out, 0x1, 0x4, stream, &block);
     let body = p2p_grpc_test_support::carriers::frame(request);
-    let chunks: Vec<&[u8]> = body.chunks(16_384).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let end = if i + 1 == chunks.len() { 0x1 } else { 0 };
-        h2_frame(out, 0x0, end, stream, chunk);
-    }
+    frames::request(out, stream, "/test.Echo/Expand", &body);
 }
 
 #[test]
@@ -301,17 +274,7 @@ fn a_peer_that_never_reads_its_streams_costs_the_server_a_message_per_call() {
                 .open_stream(server.peer(), p2p_grpc::libp2p::DEFAULT_PROTOCOL)
                 .await
                 .unwrap();
-            let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-            let mut settings = vec![0, 4];
-            settings.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
-            h2_frame(&mut bytes, 0x4, 0, 0, &settings);
-            h2_frame(
-                &mut bytes,
-                0x8,
-                0,
-                0,
-                &(0x7fff_ffffu32 - 65_535).to_be_bytes(),
-            );
+            let mut bytes = frames::wide_open_preface();
             expand_call(&mut bytes, 1, &request);
             expand_call(&mut bytes, 3, &request);
             futures::AsyncWriteExt::write_all(&mut stream, &bytes)

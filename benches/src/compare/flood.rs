@@ -21,9 +21,8 @@ use std::process::{Command, Stdio};
 
 use p2p_grpc_bench::pb;
 
-use crate::exec::ExecKind;
-use crate::h2load::{frame, start, Server};
-use crate::stacks::{Result, Stack};
+use crate::h2load::{frame, median, start, Server, ONE_CORE};
+use crate::stacks::Result;
 
 /// Seconds of calls per measurement.
 const SECONDS: &str = "5";
@@ -183,31 +182,9 @@ fn round(
     Ok((unloaded, flooded))
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Runs the comparison and prints a markdown table.
 pub fn run(rounds: usize) -> Result<()> {
-    let servers = [
-        (
-            "p2p-grpc (smol, 1 thread)",
-            Server {
-                stack: Stack::P2p,
-                exec: ExecKind::Smol1,
-                pin: Some("0"),
-            },
-        ),
-        (
-            "tonic (tokio current-thread)",
-            Server {
-                stack: Stack::Tonic,
-                exec: ExecKind::TokioCt,
-                pin: Some("0"),
-            },
-        ),
-    ];
+    let servers = ONE_CORE;
     let dir = std::env::temp_dir().join(format!("p2p-grpc-flood-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let body = frame(&pb::Payload {

@@ -163,27 +163,37 @@ fn parse(text: &str, response_len: usize) -> std::result::Result<Run, String> {
     })
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
+/// The middle value (the upper one of an even count).
+pub(crate) fn median<T: Copy + PartialOrd>(values: &mut [T]) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     values[values.len() / 2]
 }
+
+/// The servers compared on one core: p2p-grpc on one smol thread and tonic
+/// on a current-thread tokio runtime, each pinned to CPU 0.
+pub(crate) const ONE_CORE: [(&str, Server); 2] = [
+    (
+        "p2p-grpc (smol, 1 thread)",
+        Server {
+            stack: Stack::P2p,
+            exec: ExecKind::Smol1,
+            pin: Some("0"),
+        },
+    ),
+    (
+        "tonic (tokio current-thread)",
+        Server {
+            stack: Stack::Tonic,
+            exec: ExecKind::TokioCt,
+            pin: Some("0"),
+        },
+    ),
+];
 
 /// Runs the comparison and prints a markdown table.
 pub fn run(rounds: usize) -> Result<()> {
     let comparisons = [
-        (
-            "one core",
-            Server {
-                stack: Stack::P2p,
-                exec: ExecKind::Smol1,
-                pin: Some("0"),
-            },
-            Server {
-                stack: Stack::Tonic,
-                exec: ExecKind::TokioCt,
-                pin: Some("0"),
-            },
-        ),
+        ("one core", ONE_CORE[0].1, ONE_CORE[1].1),
         (
             "two threads",
             Server {

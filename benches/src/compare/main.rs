@@ -102,44 +102,29 @@ struct Options {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--h2load") {
-        let rounds = args
-            .iter()
+    let rounds = |default: usize| {
+        args.iter()
             .position(|a| a == "--rounds")
             .and_then(|i| args.get(i + 1))
             .and_then(|n| n.parse().ok())
-            .unwrap_or(4);
-        if let Err(err) = h2load::run(rounds) {
-            eprintln!("h2load benchmark failed: {err}");
-            std::process::exit(1);
+            .unwrap_or(default)
+    };
+    // The comparisons that measure the servers alone: (flag, default
+    // rounds, run, what failed).
+    type Comparison = (&'static str, usize, fn(usize) -> stacks::Result<()>);
+    let comparisons: [Comparison; 3] = [
+        ("--h2load", 4, h2load::run),
+        ("--flood", 4, flood::run),
+        ("--stalled", 3, stalled::run),
+    ];
+    for (flag, default, run) in comparisons {
+        if args.iter().any(|a| a == flag) {
+            if let Err(err) = run(rounds(default)) {
+                eprintln!("{flag} benchmark failed: {err}");
+                std::process::exit(1);
+            }
+            return;
         }
-        return;
-    }
-    if args.iter().any(|a| a == "--flood") {
-        let rounds = args
-            .iter()
-            .position(|a| a == "--rounds")
-            .and_then(|i| args.get(i + 1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(4);
-        if let Err(err) = flood::run(rounds) {
-            eprintln!("flood benchmark failed: {err}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    if args.iter().any(|a| a == "--stalled") {
-        let rounds = args
-            .iter()
-            .position(|a| a == "--rounds")
-            .and_then(|i| args.get(i + 1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(3);
-        if let Err(err) = stalled::run(rounds) {
-            eprintln!("stalled benchmark failed: {err}");
-            std::process::exit(1);
-        }
-        return;
     }
     if let Some(i) = args.iter().position(|a| a == "--flood-child") {
         flood::child(&args[i + 1]);

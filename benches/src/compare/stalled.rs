@@ -24,11 +24,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use p2p_grpc_bench::pb;
+use p2p_grpc_test_support::frames;
 use prost::Message;
 
-use crate::exec::ExecKind;
-use crate::h2load::{start, Server};
-use crate::stacks::{Result, Stack};
+use crate::h2load::{median, start, Server, ONE_CORE};
+use crate::stacks::Result;
 
 /// A server whose RSS passes this is killed (a runaway; 3 GiB).
 const CAP_KIB: u64 = 3 * 1024 * 1024;
@@ -75,27 +75,16 @@ impl Scenario {
     }
 }
 
-fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// The attacker's bytes: the preface, SETTINGS (empty, or with the largest
-/// initial window and a connection WINDOW_UPDATE to match when `wide`),
-/// then each stream's request (HPACK literals) asking for 8 × 1 MiB.
+/// The attacker's bytes: the preface, SETTINGS (empty, or opening every
+/// window wide when `wide`), then each stream's request asking for 8 MiB.
 fn attack(streams: u32, wide: bool) -> Vec<u8> {
-    const MAX_WINDOW: u32 = (1 << 31) - 1;
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    if wide {
-        let mut settings = 0x4u16.to_be_bytes().to_vec();
-        settings.extend_from_slice(&MAX_WINDOW.to_be_bytes());
-        frame(&mut out, 0x4, 0, 0, &settings);
-        frame(&mut out, 0x8, 0, 0, &(MAX_WINDOW - 65_535).to_be_bytes());
+    let mut out = if wide {
+        frames::wide_open_preface()
     } else {
-        frame(&mut out, 0x4, 0, 0, &[]);
-    }
+        let mut out = frames::PREFACE.to_vec();
+        frames::frame(&mut out, frames::SETTINGS, 0, 0, &[]);
+        out
+    };
     let request = pb::StreamRequest {
         // 8 MiB either way; in smaller messages when the windows are
         // open, so that no single message is larger than what HTTP/2
@@ -108,23 +97,7 @@ fn attack(streams: u32, wide: bool) -> Vec<u8> {
     body.extend_from_slice(&(request.len() as u32).to_be_bytes());
     body.extend_from_slice(&request);
     for i in 0..streams {
-        let stream = 2 * i + 1;
-        let mut block = Vec::new();
-        for (name, value) in [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/bench.Bench/ServerStream"),
-            (":authority", "localhost"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ] {
-            block.extend_from_slice(&[0, name.len() as u8]);
-            block.extend_from_slice(name.as_bytes());
-            block.push(value.len() as u8);
-            block.extend_from_slice(value.as_bytes());
-        }
-        frame(&mut out, 0x1, 0x4, stream, &block);
-        frame(&mut out, 0x0, 0x1, stream, &body);
+        frames::request(&mut out, 2 * i + 1, "/bench.Bench/ServerStream", &body);
     }
     out
 }
@@ -172,31 +145,9 @@ fn run_once(server: Server, scenario: Scenario) -> Result<(u64, u64, u64)> {
     Ok((before, peak, after))
 }
 
-fn median(values: &mut [u64]) -> u64 {
-    values.sort_unstable();
-    values[values.len() / 2]
-}
-
 /// Runs the comparison and prints a markdown table.
 pub fn run(rounds: usize) -> Result<()> {
-    let servers = [
-        (
-            "p2p-grpc (smol, 1 thread)",
-            Server {
-                stack: Stack::P2p,
-                exec: ExecKind::Smol1,
-                pin: Some("0"),
-            },
-        ),
-        (
-            "tonic (tokio current-thread)",
-            Server {
-                stack: Stack::Tonic,
-                exec: ExecKind::TokioCt,
-                pin: Some("0"),
-            },
-        ),
-    ];
+    let servers = ONE_CORE;
     let mib = |kib: u64| {
         if kib == u64::MAX {
             "killed".to_owned()

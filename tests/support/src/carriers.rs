@@ -16,6 +16,7 @@ use p2p_grpc::{Request, Server, Status};
 use prost::Message;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+use crate::frames;
 use crate::{echo_server, memory_channel, runtime, tcp_server, Event, Msg, COLLECT, EXPAND, UNARY};
 
 /// How the client reaches the server.
@@ -307,42 +308,14 @@ pub async fn still_served(grpc: &Grpc, label: &str) {
 }
 
 /// The bytes of an HTTP/2 client that opens every window as wide as
-/// HTTP/2 allows (stream and connection: 2^31 − 1) and sends `streams`
-/// gRPC requests to `path`, each one empty message: what a peer writes
-/// before it stops reading, so that flow control holds nothing back and
-/// only the server's own buffers bound what it queues. Header blocks are
-/// HPACK literals without indexing.
+/// HTTP/2 allows ([`frames::wide_open_preface`]) and sends `streams` gRPC
+/// requests to `path`, each one empty message: what a peer writes before
+/// it stops reading, so that only the server's own buffers bound what it
+/// queues.
 pub fn wide_open_requests(path: &str, streams: u32) -> Vec<u8> {
-    const MAX_WINDOW: u32 = (1 << 31) - 1;
-    fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-        out.extend_from_slice(&[kind, flags]);
-        out.extend_from_slice(&stream.to_be_bytes());
-        out.extend_from_slice(payload);
-    }
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    let mut settings = 0x4u16.to_be_bytes().to_vec(); // INITIAL_WINDOW_SIZE
-    settings.extend_from_slice(&MAX_WINDOW.to_be_bytes());
-    frame(&mut out, 0x4, 0, 0, &settings);
-    frame(&mut out, 0x8, 0, 0, &(MAX_WINDOW - 65_535).to_be_bytes());
-    let mut block = Vec::new();
-    for (name, value) in [
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", path),
-        (":authority", "localhost"),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-    ] {
-        block.extend_from_slice(&[0, name.len() as u8]);
-        block.extend_from_slice(name.as_bytes());
-        block.push(value.len() as u8);
-        block.extend_from_slice(value.as_bytes());
-    }
+    let mut out = frames::wide_open_preface();
     for i in 0..streams {
-        let stream = 2 * i + 1;
-        frame(&mut out, 0x1, 0x4, stream, &block); // END_HEADERS
-        frame(&mut out, 0x0, 0x1, stream, &[0, 0, 0, 0, 0]); // END_STREAM
+        frames::request(&mut out, 2 * i + 1, path, &[0, 0, 0, 0, 0]);
     }
     out
 }

@@ -9,6 +9,7 @@
 
 pub mod certs;
 pub mod echo;
+pub mod frames;
 #[cfg(feature = "libp2p")]
 pub mod libp2p;
 pub mod recording;
