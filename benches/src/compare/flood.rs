@@ -1,6 +1,7 @@
 //! Fairness under a frame flood, beside tonic: a legitimate client's
-//! latency while another connection floods the server with PING frames and
-//! reads the ACKs (so the server never stops reading).
+//! latency while another connection floods the server with PING or
+//! SETTINGS frames and reads the ACKs (so the server never stops reading);
+//! a flooding connection the server closes is replaced at once.
 //!
 //! `cargo bench -p p2p-grpc-bench --bench compare -- --flood [--rounds N]`
 //!
@@ -8,8 +9,8 @@
 //! smol thread, tonic on a current-thread tokio runtime). The legitimate
 //! client is `h2load` (one connection, one call at a time, 64-byte
 //! `UnaryCall`s for [`SECONDS`] s, each call's latency from its
-//! `--log-file`); the flooder is this binary again (`--flood-child ADDR`),
-//! both pinned to CPU 1. Each round measures the client unloaded, then
+//! `--log-file`); the flooder is this binary again (`--flood-child ADDR
+//! KIND`), both pinned to CPU 1, the flooder at `nice 10`. Each round measures the client unloaded, then
 //! under the flood, against a fresh server; rounds alternate the stacks
 //! (ABBA). Reported: p50 and p99 latency and calls completed, unloaded and
 //! flooded, their ratio, and the bound issue 15 sets: flooded p99 within
@@ -18,6 +19,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use p2p_grpc_bench::pb;
 
@@ -38,8 +41,10 @@ struct Latency {
     calls: usize,
     /// The server's CPU time over the measurement, in seconds.
     server_cpu: f64,
-    /// PING ACKs the flooder read (0 unloaded).
+    /// ACKs the flooder read (0 unloaded).
     acks: u64,
+    /// Connections the flooder opened (0 unloaded).
+    connections: u64,
 }
 
 /// CPU time (user + system) of process `pid` so far, in seconds.
@@ -60,6 +65,8 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// Runs h2load as the legitimate client and reads its per-call latencies.
 fn measure(addr: &str, pid: u32, body: &std::path::Path, log: &std::path::Path) -> Result<Latency> {
+    // h2load appends to its log: start each measurement with a new one.
+    let _ = std::fs::remove_file(log);
     let cpu_before = cpu_seconds(pid);
     let output = Command::new("taskset")
         .args(["-c", "1", "h2load", "-c", "1", "-m", "1", "-D", SECONDS])
@@ -99,51 +106,126 @@ fn measure(addr: &str, pid: u32, body: &std::path::Path, log: &std::path::Path) 
         calls: durations.len(),
         server_cpu,
         acks: 0,
+        connections: 0,
     })
 }
 
-/// The flooder (`--flood-child ADDR`): an HTTP/2 connection that writes
-/// PING frames as fast as it can and reads everything the server sends,
-/// until its stdin closes; then prints how many bytes it read (a PING ACK
-/// is 17).
-pub fn child(addr: &str) {
-    let mut socket = TcpStream::connect(addr).expect("connecting the flooder");
-    socket.set_nodelay(true).unwrap();
-    let mut reader = socket.try_clone().unwrap();
-    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = read.clone();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            counted.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+/// What the flooder writes: PING frames (the server must ACK each, unless
+/// a ping policy cuts the connection off) or empty SETTINGS frames (always
+/// ACKed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Flood {
+    Ping,
+    Settings,
+}
+
+impl Flood {
+    fn id(self) -> &'static str {
+        match self {
+            Flood::Ping => "ping",
+            Flood::Settings => "settings",
         }
-    });
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    }
+
+    fn from_id(id: &str) -> Option<Flood> {
+        [Flood::Ping, Flood::Settings]
+            .into_iter()
+            .find(|f| f.id() == id)
+    }
+
+    /// The HTTP/2 frame type.
+    fn kind(self) -> u8 {
+        match self {
+            Flood::Ping => 0x6,
+            Flood::Settings => 0x4,
+        }
+    }
+
+    /// One frame of the flood.
+    fn frame(self, i: u64) -> Vec<u8> {
+        match self {
+            Flood::Ping => {
+                let mut frame = vec![0, 0, 8, 0x6, 0, 0, 0, 0, 0];
+                frame.extend_from_slice(&i.to_be_bytes());
+                frame
+            }
+            Flood::Settings => vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0],
+        }
+    }
+}
+
+/// Reads frames until the connection ends, counting the ACKs of `kind`.
+fn count_acks(mut reader: TcpStream, kind: u8, acks: &AtomicU64) {
+    let mut header = [0u8; 9];
+    let mut payload = vec![0u8; 64 * 1024];
+    while reader.read_exact(&mut header).is_ok() {
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(payload.len());
+            if reader.read_exact(&mut payload[..n]).is_err() {
+                return;
+            }
+            left -= n;
+        }
+        if header[3] == kind && header[4] & 0x1 != 0 {
+            acks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The flooder (`--flood-child ADDR KIND`): HTTP/2 connections that write
+/// frames of `KIND` as fast as they can and read everything the server
+/// sends, until its stdin closes; a connection the server closes (a ping
+/// policy's GOAWAY) is replaced at once, as a determined attacker would.
+/// Prints the ACKs read and the connections opened.
+pub fn child(addr: &str, kind: &str) {
+    let flood = Flood::from_id(kind).expect("a known flood kind");
+    let acks = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     std::thread::spawn(move || {
         let mut sink = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut sink);
-        stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        stopped.store(true, Ordering::SeqCst);
     });
-    let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-    socket.write_all(&start).unwrap();
-    let mut batch = Vec::with_capacity(BATCH * 17);
+    let mut batch = Vec::new();
     for i in 0..BATCH as u64 {
-        batch.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0]);
-        batch.extend_from_slice(&i.to_be_bytes());
+        batch.extend_from_slice(&flood.frame(i));
     }
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        if socket.write_all(&batch).is_err() {
+    let mut connections = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(mut socket) = TcpStream::connect(addr) else {
             break;
+        };
+        connections += 1;
+        socket.set_nodelay(true).unwrap();
+        let reader = socket.try_clone().unwrap();
+        let counted = acks.clone();
+        std::thread::spawn(move || count_acks(reader, flood.kind(), &counted));
+        let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        if socket.write_all(&start).is_err() {
+            continue;
+        }
+        while !stop.load(Ordering::SeqCst) {
+            if socket.write_all(&batch).is_err() {
+                break;
+            }
         }
     }
-    println!("READ {}", read.load(std::sync::atomic::Ordering::SeqCst));
+    // Let the readers take what is in flight.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    println!(
+        "ACKS {} CONNECTIONS {connections}",
+        acks.load(Ordering::Relaxed)
+    );
 }
 
-/// One round for one server: unloaded, then flooded.
+/// One round for one server: unloaded, then flooded with `flood`.
 fn round(
     server: Server,
+    flood: Flood,
     body: &std::path::Path,
     dir: &std::path::Path,
 ) -> Result<(Latency, Latency)> {
@@ -152,10 +234,11 @@ fn round(
     let unloaded = measure(&addr, pid, body, &dir.join("unloaded.log"));
     let flooded = unloaded.as_ref().ok().map(|_| -> Result<Latency> {
         let exe = std::env::current_exe()?;
+        // The flooder shares CPU 1 with the legitimate client, below it.
         let mut flooder = Command::new("taskset")
-            .args(["-c", "1"])
+            .args(["-c", "1", "nice", "-n", "10"])
             .arg(exe)
-            .args(["--flood-child", &addr])
+            .args(["--flood-child", &addr, flood.id()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -166,13 +249,17 @@ fn round(
             let _ = out.read_to_string(&mut report);
         }
         let _ = flooder.wait();
-        let read: u64 = report
-            .trim()
-            .strip_prefix("READ ")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let field = |name: &str| -> u64 {
+            let mut words = report.split_whitespace();
+            words
+                .position(|w| w == name)
+                .and_then(|_| words.next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
         let mut flooded = flooded?;
-        flooded.acks = read / 17;
+        flooded.acks = field("ACKS");
+        flooded.connections = field("CONNECTIONS");
         Ok(flooded)
     });
     drop(child.stdin.take());
@@ -192,58 +279,69 @@ pub fn run(rounds: usize) -> Result<()> {
     });
     let path = dir.join("body");
     std::fs::File::create(&path)?.write_all(&body)?;
-    let mut results: Vec<Vec<(Latency, Latency)>> = vec![Vec::new(), Vec::new()];
-    for r in 0..rounds {
-        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            results[i].push(round(servers[i].1, &path, &dir)?);
+    println!(
+        "| flood | server | unloaded p50 / p99 (µs) | calls in {SECONDS} s | flooded p50 / p99 (µs) | calls in {SECONDS} s | flooded p99 ÷ unloaded p99 | within 5 × | frames ACKed | flooder connections | server CPU per ACKed frame (ns) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+    let mut summary = Vec::new();
+    for flood in [Flood::Ping, Flood::Settings] {
+        let mut results: Vec<Vec<(Latency, Latency)>> = vec![Vec::new(), Vec::new()];
+        for r in 0..rounds {
+            let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                results[i].push(round(servers[i].1, flood, &path, &dir)?);
+            }
         }
+        let mut flooded_p99 = Vec::new();
+        for (i, (name, _)) in servers.iter().enumerate() {
+            let pick = |f: &dyn Fn(&(Latency, Latency)) -> f64| {
+                let mut v: Vec<f64> = results[i].iter().map(f).collect();
+                median(&mut v)
+            };
+            let (u50, u99, uc) = (
+                pick(&|r| r.0.p50_us),
+                pick(&|r| r.0.p99_us),
+                pick(&|r| r.0.calls as f64),
+            );
+            let (f50, f99, fc) = (
+                pick(&|r| r.1.p50_us),
+                pick(&|r| r.1.p99_us),
+                pick(&|r| r.1.calls as f64),
+            );
+            let ratio = pick(&|r| r.1.p99_us / r.0.p99_us);
+            let acks = pick(&|r| r.1.acks as f64);
+            let connections = pick(&|r| r.1.connections as f64);
+            // The flood's share of the server's CPU: all of it, less what
+            // the legitimate calls served meanwhile cost at the unloaded
+            // rate, per frame the server answered.
+            let ns = if acks == 0.0 {
+                "—".to_owned()
+            } else {
+                format!(
+                    "{:.0}",
+                    pick(&|r| {
+                        let per_call = r.0.server_cpu / r.0.calls.max(1) as f64;
+                        let flood = (r.1.server_cpu - per_call * r.1.calls as f64).max(0.0);
+                        flood / r.1.acks.max(1) as f64 * 1e9
+                    })
+                )
+            };
+            flooded_p99.push(f99);
+            println!(
+                "| {} | {name} | {u50:.0} / {u99:.0} | {uc:.0} | {f50:.0} / {f99:.0} | {fc:.0} | {ratio:.1} | {} | {acks:.0} | {connections:.0} | {ns} |",
+                flood.id(),
+                if ratio <= 5.0 { "yes" } else { "no" }
+            );
+        }
+        summary.push((flood, flooded_p99[0] / flooded_p99[1]));
     }
-    println!(
-        "| server | unloaded p50 / p99 (µs) | calls in {SECONDS} s | flooded p50 / p99 (µs) | calls in {SECONDS} s | flooded p99 ÷ unloaded p99 | within 5 × | PINGs answered | server CPU per PING (ns) |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|");
-    let mut per_ping = Vec::new();
-    let mut flooded_p99 = Vec::new();
-    for (i, (name, _)) in servers.iter().enumerate() {
-        let pick = |f: &dyn Fn(&(Latency, Latency)) -> f64| {
-            let mut v: Vec<f64> = results[i].iter().map(f).collect();
-            median(&mut v)
-        };
-        let (u50, u99, uc) = (
-            pick(&|r| r.0.p50_us),
-            pick(&|r| r.0.p99_us),
-            pick(&|r| r.0.calls as f64),
-        );
-        let (f50, f99, fc) = (
-            pick(&|r| r.1.p50_us),
-            pick(&|r| r.1.p99_us),
-            pick(&|r| r.1.calls as f64),
-        );
-        let ratio = pick(&|r| r.1.p99_us / r.0.p99_us);
-        let acks = pick(&|r| r.1.acks as f64);
-        // The flood's share of the server's CPU: all of it, less what the
-        // legitimate calls served meanwhile cost at the unloaded rate.
-        let ns = pick(&|r| {
-            let per_call = r.0.server_cpu / r.0.calls.max(1) as f64;
-            let flood = (r.1.server_cpu - per_call * r.1.calls as f64).max(0.0);
-            flood / r.1.acks.max(1) as f64 * 1e9
-        });
-        flooded_p99.push(f99);
-        per_ping.push(ns);
+    for (flood, ratio) in summary {
         println!(
-            "| {name} | {u50:.0} / {u99:.0} | {uc:.0} | {f50:.0} / {f99:.0} | {fc:.0} | {ratio:.1} | {} | {acks:.0} | {ns:.0} |",
-            if ratio <= 5.0 { "yes" } else { "no" }
+            "{} flood: flooded p99, p2p-grpc ÷ tonic: {ratio:.2}",
+            flood.id()
         );
     }
-    println!(
-        "\nserver CPU per PING, p2p-grpc ÷ tonic: {:.2}",
-        per_ping[0] / per_ping[1]
-    );
-    println!(
-        "\nflooded p99, p2p-grpc ÷ tonic: {:.2} (medians of {rounds} rounds)",
-        flooded_p99[0] / flooded_p99[1]
-    );
+    println!("(medians of {rounds} rounds, a fresh server each)");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

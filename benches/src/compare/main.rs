@@ -13,7 +13,7 @@
 //!
 //! Hidden flags, used when the binary spawns itself: `--serve-child STACK
 //! EXEC` (a server in its own process), `--memory-child STACK EXEC` (the
-//! memory workload in a fresh process) and `--flood-child ADDR` (the PING
+//! memory workload in a fresh process) and `--flood-child ADDR KIND` (the
 //! flooder).
 
 mod bare_h2;
@@ -127,7 +127,7 @@ fn main() {
         }
     }
     if let Some(i) = args.iter().position(|a| a == "--flood-child") {
-        flood::child(&args[i + 1]);
+        flood::child(&args[i + 1], &args[i + 2]);
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--serve-child") {
