@@ -50,6 +50,15 @@ fn tonic_server() -> SocketAddr {
 
 /// Starts tonic's interop server on the tonic runtime (with TLS when
 /// given an identity); returns its address.
+/// tonic's TLS takes rustls's process-wide crypto provider. With
+/// p2p-grpc's `quic` feature (CI's tokio run) rustls is built with both
+/// ring and aws-lc-rs and cannot choose one by itself: pick ring, as
+/// tonic's `tls-ring` feature means. (A user of `quic` beside a library
+/// that relies on the default provider does the same; see the README.)
+fn ring_for_tonic() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn start_tonic(tls: Option<tonic::transport::Identity>) -> SocketAddr {
     let runtime = tonic_runtime();
     // Binding needs the tokio runtime's reactor: enter it.
@@ -60,6 +69,7 @@ fn start_tonic(tls: Option<tonic::transport::Identity>) -> SocketAddr {
     let addr = incoming.local_addr().unwrap();
     let mut builder = tonic::transport::Server::builder();
     if let Some(identity) = tls {
+        ring_for_tonic();
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .expect("tonic takes the TLS config");
@@ -482,6 +492,7 @@ fn tonic_client_over_tls_against_our_server() {
         let addr = common::start_tls_server();
         on_tonic(async move {
             let ca = tonic::transport::Certificate::from_pem(p2p_grpc_interop::cli::test_certs::CA);
+            ring_for_tonic();
             let tls = tonic::transport::ClientTlsConfig::new()
                 .ca_certificate(ca)
                 .domain_name("foo.test.google.fr");
