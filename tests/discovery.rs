@@ -186,6 +186,14 @@ fn a_balanced_channel_spreads_calls_over_providers_and_tells_who_served() {
         let grpc = Grpc::new(channel.clone());
         let index = |peer| servers.iter().position(|s| s.peer() == peer).unwrap();
 
+        // Providers join the rotation as their connections come up (the
+        // connected ones share the calls meanwhile): call until all three
+        // are in.
+        while channel.connected_endpoints() != 3 {
+            grpc.unary::<_, Msg>(Request::new(Msg::text("")), PEER)
+                .await
+                .unwrap();
+        }
         // Round robin: each provider serves one call in three, and each
         // response says which.
         let mut served = [0; 3];
