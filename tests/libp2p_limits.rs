@@ -285,11 +285,12 @@ fn a_peer_that_never_reads_its_streams_costs_the_server_a_message_per_call() {
         // The calls asked for 4 x 64 replies of 60 KB (15 MB), with windows
         // that would let all of it be queued. The server holds, and counts
         // in its memory budget, no more than what h2 queues per stalled
-        // call (its send buffer, 1 MiB) and the reply being handed over: a
-        // handler's next reply waits until h2 has room for it.
+        // call (its send buffer, 1 MiB), the batch h2 is partway through
+        // writing (counted until its last byte is out) and the reply being
+        // handed over: a handler's next reply waits until h2 has room.
         let asked = 4 * 64 * 60_000;
         let reply = 60_000 + 64;
-        let queued = 1024 * 1024 + reply;
+        let queued = 1024 * 1024 + 2 * reply;
         let grpc_server = server.grpc.grpc_server();
         let mut in_use = 0;
         let mut steady = 0;
