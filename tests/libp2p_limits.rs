@@ -16,7 +16,7 @@ use common::carriers::still_served;
 use common::libp2p::{serve_on, Net, Peer};
 use common::*;
 use futures::future::join_all;
-use futures::StreamExt;
+use futures::{AsyncReadExt, FutureExt, StreamExt};
 use p2p_grpc::libp2p::libp2p::connection_limits::ConnectionLimits;
 use p2p_grpc::libp2p::libp2p::{Multiaddr, StreamProtocol};
 use p2p_grpc::libp2p::{default_connection_limits, MemoryLimit, Node};
@@ -167,13 +167,22 @@ fn a_peer_opening_more_streams_than_allowed_loses_only_its_own_connection() {
     run(async {
         // The default limit: 256 streams per connection.
         let server = serve_on(tcp_node(|b| b), tcp_addr(), |b| b).await;
-        // The server holds every stream of this protocol open, unread.
+        // The server holds every stream of this protocol open, unread, and
+        // reports how many are alive at once. The attacker never writes
+        // on them, so a read that completes (end or error) means the stream's
+        // connection is gone: the attacker may dial again once its first
+        // connection is dropped (streams open lazily and do not see the
+        // close at once), and its new connection's streams are counted
+        // anew.
         const HOLD: StreamProtocol = StreamProtocol::new("/hold/1");
         let mut incoming = server.node.control().accept(HOLD).unwrap();
         let (held_tx, mut held) = futures::channel::mpsc::unbounded();
         runtime().spawn(Box::pin(async move {
             let mut kept = Vec::new();
             while let Some((_peer, stream)) = incoming.next().await {
+                kept.retain_mut(|stream: &mut p2p_grpc::libp2p::libp2p::Stream| {
+                    stream.read(&mut [0u8; 1]).now_or_never().is_none()
+                });
                 kept.push(stream);
                 let _ = held_tx.unbounded_send(kept.len());
             }
