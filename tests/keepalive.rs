@@ -227,6 +227,46 @@ fn pinging_without_calls_is_answered_with_too_many_pings() {
 }
 
 #[test]
+fn a_ping_flood_is_cut_at_the_ping_that_was_one_too_many() {
+    run(async {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        const PING: u8 = 6;
+        const GOAWAY: u8 = 7;
+        let (server, _events) = echo_server(|b| b);
+        let (mut client_io, server_io) = p2p_grpc::io::duplex(1 << 20);
+        let served = server.clone();
+        runtime().spawn(Box::pin(async move {
+            let _ = served.serve_connection(server_io).await;
+        }));
+        // 1,000 PINGs in one write: the server reads them in one go.
+        let mut flood = frames::PREFACE.to_vec();
+        frames::frame(&mut flood, frames::SETTINGS, 0, 0, &[]);
+        for i in 0..1_000u64 {
+            frames::frame(&mut flood, PING, 0, 0, &i.to_be_bytes());
+        }
+        client_io.write_all(&flood).await.unwrap();
+        let mut read = Vec::new();
+        let _ = client_io.read_to_end(&mut read).await;
+        let frames = common::recording::frames(&read, false);
+        // h2 answers the free PING and the two strikes, and never sees the
+        // rest: the fourth is one too many, and the flood is cut there.
+        let acked: Vec<u64> = frames
+            .iter()
+            .filter(|(kind, _)| *kind == PING)
+            .map(|(_, payload)| u64::from_be_bytes(payload[..8].try_into().unwrap()))
+            .collect();
+        assert_eq!(acked, [0, 1, 2]);
+        let goaway = frames
+            .iter()
+            .find(|(kind, _)| *kind == GOAWAY)
+            .map(|(_, payload)| payload)
+            .expect("a GOAWAY");
+        assert_eq!(&goaway[4..8], &[0, 0, 0, 0xb], "ENHANCE_YOUR_CALM");
+        assert_eq!(&goaway[8..], b"too_many_pings");
+    });
+}
+
+#[test]
 fn pings_the_policy_permits_keep_the_connection() {
     run(async {
         let policy = p2p_grpc::server::PingPolicy {

@@ -49,8 +49,11 @@ const READ_BUDGET: usize = 64 * 1024;
 /// its own in the output, ahead of what h2 writes next.
 /// How the HTTP/2 layer watches frames h2 does not show (PING, GOAWAY).
 pub(crate) trait Tap: Send + 'static {
-    /// `bytes` were read from the stream, in order.
-    fn read(&mut self, bytes: &[u8]);
+    /// `bytes` were read from the stream, in order. Returns how many of them
+    /// h2 gets: all of them, or fewer to cut the connection's reading there
+    /// for good (h2 then reads nothing more, and the tap's owner, woken by
+    /// the tap, closes the connection).
+    fn read(&mut self, bytes: &[u8]) -> usize;
     /// `bytes` were taken from h2 for writing, in order.
     fn wrote(&mut self, bytes: &[u8]);
     /// Called before each write and at each flush: bytes pushed to `out`
@@ -107,6 +110,8 @@ pub(crate) struct H2Adapter<T> {
     /// `gate` as a waker, made once.
     gate_waker: Waker,
     tap: Option<Box<dyn Tap>>,
+    /// The tap cut reading: h2 gets no more bytes.
+    read_cut: bool,
 }
 
 impl<T> std::fmt::Debug for H2Adapter<T> {
@@ -135,6 +140,7 @@ impl<T> H2Adapter<T> {
             gate: gate.clone(),
             gate_waker: Waker::from(gate),
             tap: None,
+            read_cut: false,
         }
     }
 
@@ -192,6 +198,10 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
         // when a read fills them, halved when one uses under a quarter, as
         // hyper's adaptive reads do.
         let this = self.get_mut();
+        if this.read_cut {
+            // The tap's owner is closing the connection; h2 reads no more.
+            return Poll::Pending;
+        }
         if this.read_budget == 0 {
             this.read_budget = READ_BUDGET;
             cx.waker().wake_by_ref();
@@ -224,9 +234,17 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
             }
         };
         this.read_budget = this.read_budget.saturating_sub(n);
-        let read = &this.scratch[..n];
+        let mut read = &this.scratch[..n];
         if let Some(tap) = this.tap.as_mut() {
-            tap.read(read);
+            let passed = tap.read(read);
+            if passed < n {
+                this.read_cut = true;
+                read = &read[..passed];
+                if read.is_empty() {
+                    // Not an end of stream, which h2 would take as one.
+                    return Poll::Pending;
+                }
+            }
         }
         buf.put_slice(read);
         if n == size {
@@ -355,7 +373,9 @@ mod tests {
     }
 
     impl Tap for Inserting {
-        fn read(&mut self, _bytes: &[u8]) {}
+        fn read(&mut self, bytes: &[u8]) -> usize {
+            bytes.len()
+        }
 
         fn wrote(&mut self, bytes: &[u8]) {
             self.seen.lock().unwrap().extend_from_slice(bytes);
@@ -549,7 +569,9 @@ mod tests {
     struct Seen(Arc<Mutex<Vec<u8>>>);
 
     impl Tap for Seen {
-        fn read(&mut self, _bytes: &[u8]) {}
+        fn read(&mut self, bytes: &[u8]) -> usize {
+            bytes.len()
+        }
 
         fn wrote(&mut self, bytes: &[u8]) {
             self.0.lock().unwrap().extend_from_slice(bytes);

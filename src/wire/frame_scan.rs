@@ -9,6 +9,12 @@
 //! client's reaction to a `too_many_pings` GOAWAY are built on this scanner
 //! instead, in the IO adapter between h2 and the byte stream.
 
+use std::cell::Cell;
+use std::ops::ControlFlow;
+
+/// The length of a frame header.
+pub(crate) const FRAME_HEAD: usize = 9;
+
 /// The 24 bytes a client sends before its first frame.
 pub(crate) const CLIENT_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -95,7 +101,30 @@ impl FrameScanner {
 
     /// Scans `bytes`, the next bytes of the stream, calling `on_frame` for
     /// each frame reported.
-    pub(crate) fn scan(&mut self, mut bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
+    pub(crate) fn scan(&mut self, bytes: &[u8], mut on_frame: impl FnMut(Frame)) {
+        let _ = self.scan_until(bytes, |frame| {
+            on_frame(frame);
+            ControlFlow::Continue(())
+        });
+    }
+
+    /// Scans `bytes` as [`scan`](Self::scan) does, until `on_frame` breaks.
+    /// Then returns how many of `bytes` were scanned: those up to the end
+    /// of the reported frame's header (of the whole frame, for a GOAWAY).
+    /// The scanner is left there, and should not be fed more.
+    pub(crate) fn scan_until(
+        &mut self,
+        bytes: &[u8],
+        mut on_frame: impl FnMut(Frame) -> ControlFlow<()>,
+    ) -> Option<usize> {
+        let total = bytes.len();
+        let mut bytes = bytes;
+        let stop = Cell::new(false);
+        let mut report = |frame| {
+            if !stop.get() {
+                stop.set(on_frame(frame).is_break());
+            }
+        };
         while !bytes.is_empty() {
             match &mut self.state {
                 State::Preface(left) => {
@@ -125,13 +154,13 @@ impl FrameScanner {
                     };
                     let capture = (head.kind == GOAWAY).then(Vec::new);
                     if capture.is_none() {
-                        on_frame(Frame::Head(head));
+                        report(Frame::Head(head));
                     }
                     self.state = State::Payload {
                         left: head.len as usize,
                         capture,
                     };
-                    self.finish_empty_payload(&mut on_frame);
+                    self.finish_empty_payload(&mut report);
                 }
                 State::Payload { left, capture, .. } => {
                     let n = (*left).min(bytes.len());
@@ -141,10 +170,14 @@ impl FrameScanner {
                     }
                     *left -= n;
                     bytes = &bytes[n..];
-                    self.finish_empty_payload(&mut on_frame);
+                    self.finish_empty_payload(&mut report);
                 }
             }
+            if stop.get() {
+                return Some(total - bytes.len());
+            }
         }
+        None
     }
 
     /// Ends the payload once nothing of it is left, reporting a GOAWAY.
@@ -291,6 +324,34 @@ mod tests {
         scanner.scan(&bytes[4..15], |_| {});
         assert!(!scanner.at_boundary());
         scanner.scan(&bytes[15..], |_| {});
+        assert!(scanner.at_boundary());
+    }
+
+    #[test]
+    fn scanning_until_a_frame_stops_right_after_its_header() {
+        let mut bytes = frame(DATA, 0, 1, &[0; 20]);
+        let ping_at = bytes.len();
+        bytes.extend(frame(PING, 0, 0, &[0; 8]));
+        bytes.extend(frame(PING, 0, 0, &[0; 8]));
+        let stop_at_ping = |frame: Frame| match frame {
+            Frame::Head(FrameHead { kind: PING, .. }) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        };
+        // In one piece: stopped after the first PING's header.
+        let mut scanner = FrameScanner::frames();
+        assert_eq!(
+            scanner.scan_until(&bytes, stop_at_ping),
+            Some(ping_at + FRAME_HEAD)
+        );
+        // With the PING's header split over two reads: the first read has
+        // no frame to stop at, the second stops 4 bytes in.
+        let mut scanner = FrameScanner::frames();
+        let split = ping_at + 5;
+        assert_eq!(scanner.scan_until(&bytes[..split], stop_at_ping), None);
+        assert_eq!(scanner.scan_until(&bytes[split..], stop_at_ping), Some(4));
+        // Nothing to stop at: all scanned.
+        let mut scanner = FrameScanner::frames();
+        assert_eq!(scanner.scan_until(&bytes[..ping_at], stop_at_ping), None);
         assert!(scanner.at_boundary());
     }
 }
