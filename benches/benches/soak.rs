@@ -277,6 +277,10 @@ struct Plan {
     count: u32,
     payload: usize,
     delay_ms: u32,
+    /// Waits for the channel to be ready instead of failing fast while it
+    /// reconnects (gRPC's wait-for-ready): such calls ride out a restart,
+    /// and show that the clients reach the new server.
+    wait_for_ready: bool,
 }
 
 impl Plan {
@@ -308,6 +312,7 @@ impl Plan {
             }
             _ => Cancel::None,
         };
+        let wait_for_ready = rng.below(10) == 0;
         Plan {
             id,
             kind,
@@ -316,6 +321,7 @@ impl Plan {
             count,
             payload,
             delay_ms,
+            wait_for_ready,
         }
     }
 
@@ -335,6 +341,7 @@ impl Plan {
             Deadline::Generous => request.set_timeout(Duration::from_secs(10)),
             Deadline::Tight(ms) => request.set_timeout(Duration::from_millis(ms.into())),
         }
+        request.set_wait_for_ready(self.wait_for_ready);
         request
     }
 }

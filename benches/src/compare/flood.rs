@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use p2p_grpc_bench::pb;
+use p2p_grpc_test_support::frames;
 
 use crate::h2load::{frame, median, start, Server, ONE_CORE};
 use crate::stacks::Result;
@@ -44,8 +45,8 @@ struct Latency {
     calls: usize,
     /// The server's CPU time over the measurement, in seconds.
     server_cpu: f64,
-    /// ACKs the flooder read (0 unloaded).
-    acks: u64,
+    /// Units of the flood the server took ([`Flood::unit`]; 0 unloaded).
+    units: u64,
     /// Connections the flooder opened (0 unloaded).
     connections: u64,
 }
@@ -108,57 +109,120 @@ fn measure(addr: &str, pid: u32, body: &std::path::Path, log: &std::path::Path) 
         p99_us: at(0.99),
         calls: durations.len(),
         server_cpu,
-        acks: 0,
+        units: 0,
         connections: 0,
     })
 }
 
 /// What the flooder writes: PING frames (the server must ACK each, unless
-/// a ping policy cuts the connection off) or empty SETTINGS frames (always
-/// ACKed).
+/// a ping policy cuts the connection off), empty SETTINGS frames (always
+/// ACKed), requests reset as soon as they are sent (HEADERS then
+/// RST_STREAM, the "rapid reset" of CVE-2023-44487), an endless header
+/// block (HEADERS without END_HEADERS, then CONTINUATION frames), or a
+/// connection error (a DATA frame on stream 0) on each new connection.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Flood {
     Ping,
     Settings,
+    Reset,
+    Continuation,
+    ConnectionError,
 }
 
 impl Flood {
+    const ALL: [Flood; 5] = [
+        Flood::Ping,
+        Flood::Settings,
+        Flood::Reset,
+        Flood::Continuation,
+        Flood::ConnectionError,
+    ];
+
     fn id(self) -> &'static str {
         match self {
             Flood::Ping => "ping",
             Flood::Settings => "settings",
+            Flood::Reset => "reset",
+            Flood::Continuation => "continuation",
+            Flood::ConnectionError => "connection-error",
         }
     }
 
     fn from_id(id: &str) -> Option<Flood> {
-        [Flood::Ping, Flood::Settings]
-            .into_iter()
-            .find(|f| f.id() == id)
+        Flood::ALL.into_iter().find(|f| f.id() == id)
     }
 
-    /// The HTTP/2 frame type.
-    fn kind(self) -> u8 {
+    /// The frame type whose ACKs count, for the floods the server answers.
+    fn acked(self) -> Option<u8> {
         match self {
-            Flood::Ping => 0x6,
-            Flood::Settings => 0x4,
+            Flood::Ping => Some(frames::PING),
+            Flood::Settings => Some(frames::SETTINGS),
+            _ => None,
         }
     }
 
-    /// One frame of the flood.
-    fn frame(self, i: u64) -> Vec<u8> {
+    /// What one unit of the flood is, for the table.
+    fn unit(self) -> &'static str {
         match self {
-            Flood::Ping => {
-                let mut frame = vec![0, 0, 8, 0x6, 0, 0, 0, 0, 0];
-                frame.extend_from_slice(&i.to_be_bytes());
-                frame
+            Flood::Ping | Flood::Settings => "frames ACKed",
+            Flood::Reset => "streams reset",
+            Flood::Continuation => "CONTINUATIONs written",
+            Flood::ConnectionError => "connections",
+        }
+    }
+
+    /// What a new connection starts with, after the preface and SETTINGS.
+    fn opening(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self == Flood::Continuation {
+            let block = frames::request_block("/bench.Bench/Unary");
+            frames::frame(&mut out, frames::HEADERS, 0, 1, &block);
+        }
+        out
+    }
+
+    /// [`BATCH`] units of the flood; `stream` is the connection's next
+    /// client stream id.
+    fn batch(self, stream: &mut u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let block = frames::request_block("/bench.Bench/Unary");
+        for i in 0..BATCH as u64 {
+            match self {
+                Flood::Ping => frames::frame(&mut out, frames::PING, 0, 0, &i.to_be_bytes()),
+                Flood::Settings => frames::frame(&mut out, frames::SETTINGS, 0, 0, &[]),
+                Flood::Reset => {
+                    frames::frame(
+                        &mut out,
+                        frames::HEADERS,
+                        frames::END_HEADERS,
+                        *stream,
+                        &block,
+                    );
+                    frames::frame(
+                        &mut out,
+                        frames::RST_STREAM,
+                        0,
+                        *stream,
+                        &8u32.to_be_bytes(),
+                    );
+                    *stream += 2;
+                }
+                Flood::Continuation => {
+                    // One header field, `x-a: 0123456789`, per frame.
+                    let field = [&[0u8, 3][..], b"x-a", &[10], b"0123456789"].concat();
+                    frames::frame(&mut out, frames::CONTINUATION, 0, 1, &field);
+                }
+                Flood::ConnectionError => {
+                    frames::frame(&mut out, frames::DATA, 0, 0, &[0; 8]);
+                }
             }
-            Flood::Settings => vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0],
         }
+        out
     }
 }
 
 /// Reads frames until the connection ends, counting the ACKs of `kind`.
-fn count_acks(mut reader: TcpStream, kind: u8, acks: &AtomicU64) {
+fn count_acks(mut reader: TcpStream, kind: Option<u8>, acks: &AtomicU64) {
     let mut header = [0u8; 9];
     let mut payload = vec![0u8; 64 * 1024];
     while reader.read_exact(&mut header).is_ok() {
@@ -171,7 +235,7 @@ fn count_acks(mut reader: TcpStream, kind: u8, acks: &AtomicU64) {
             }
             left -= n;
         }
-        if header[3] == kind && header[4] & 0x1 != 0 {
+        if Some(header[3]) == kind && header[4] & 0x1 != 0 {
             acks.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -192,11 +256,8 @@ pub fn child(addr: &str, kind: &str) {
         let _ = std::io::stdin().read_to_end(&mut sink);
         stopped.store(true, Ordering::SeqCst);
     });
-    let mut batch = Vec::new();
-    for i in 0..BATCH as u64 {
-        batch.extend_from_slice(&flood.frame(i));
-    }
     let mut connections = 0u64;
+    let mut written = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let Ok(mut socket) = TcpStream::connect(addr) else {
             break;
@@ -205,24 +266,35 @@ pub fn child(addr: &str, kind: &str) {
         socket.set_nodelay(true).unwrap();
         let reader = socket.try_clone().unwrap();
         let counted = acks.clone();
-        std::thread::spawn(move || count_acks(reader, flood.kind(), &counted));
-        let mut start = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        start.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        std::thread::spawn(move || count_acks(reader, flood.acked(), &counted));
+        let mut start = frames::PREFACE.to_vec();
+        frames::frame(&mut start, frames::SETTINGS, 0, 0, &[]);
+        start.extend(flood.opening());
         if socket.write_all(&start).is_err() {
             continue;
         }
+        let mut stream = 1;
         while !stop.load(Ordering::SeqCst) {
-            if socket.write_all(&batch).is_err() {
+            if socket.write_all(&flood.batch(&mut stream)).is_err() {
+                break;
+            }
+            written += BATCH as u64;
+            if flood == Flood::ConnectionError {
+                // One error per connection: wait for the server to close it.
+                let _ = socket.shutdown(std::net::Shutdown::Write);
+                let _ = socket.read_to_end(&mut Vec::new());
                 break;
             }
         }
     }
     // Let the readers take what is in flight.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    println!(
-        "ACKS {} CONNECTIONS {connections}",
-        acks.load(Ordering::Relaxed)
-    );
+    let units = match flood {
+        Flood::Ping | Flood::Settings => acks.load(Ordering::Relaxed),
+        Flood::ConnectionError => connections,
+        Flood::Reset | Flood::Continuation => written,
+    };
+    println!("UNITS {units} CONNECTIONS {connections}");
 }
 
 /// One round for one server: unloaded, then flooded with `flood`.
@@ -262,7 +334,7 @@ fn round(
                 .unwrap_or(0)
         };
         let mut flooded = flooded?;
-        flooded.acks = field("ACKS");
+        flooded.units = field("UNITS");
         flooded.connections = field("CONNECTIONS");
         Ok(flooded)
     });
@@ -284,11 +356,11 @@ pub fn run(rounds: usize) -> Result<()> {
     let path = dir.join("body");
     std::fs::File::create(&path)?.write_all(&body)?;
     println!(
-        "| flood | server | unloaded p50 / p99 (µs) | calls in {SECONDS} s | flooded p50 / p99 (µs) | calls in {SECONDS} s | flooded p99 ÷ unloaded p99 | within 5 × | frames ACKed | flooder connections | server CPU per ACKed frame (ns) |"
+        "| flood | server | unloaded p50 / p99 (µs) | calls in {SECONDS} s | flooded p50 / p99 (µs) | calls in {SECONDS} s | flooded p99 ÷ unloaded p99 | within 5 × | flood units | flooder connections | server CPU per unit (ns) |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|");
     let mut summary = Vec::new();
-    for flood in [Flood::Ping, Flood::Settings] {
+    for flood in Flood::ALL {
         let mut results: Vec<Vec<(Latency, Latency)>> = vec![Vec::new(), Vec::new()];
         for r in 0..rounds {
             let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -313,12 +385,12 @@ pub fn run(rounds: usize) -> Result<()> {
                 pick(&|r| r.1.calls as f64),
             );
             let ratio = pick(&|r| r.1.p99_us / r.0.p99_us);
-            let acks = pick(&|r| r.1.acks as f64);
+            let units = pick(&|r| r.1.units as f64);
             let connections = pick(&|r| r.1.connections as f64);
             // The flood's share of the server's CPU: all of it, less what
             // the legitimate calls served meanwhile cost at the unloaded
             // rate, per frame the server answered.
-            let ns = if acks == 0.0 {
+            let ns = if units == 0.0 {
                 "—".to_owned()
             } else {
                 format!(
@@ -326,15 +398,16 @@ pub fn run(rounds: usize) -> Result<()> {
                     pick(&|r| {
                         let per_call = r.0.server_cpu / r.0.calls.max(1) as f64;
                         let flood = (r.1.server_cpu - per_call * r.1.calls as f64).max(0.0);
-                        flood / r.1.acks.max(1) as f64 * 1e9
+                        flood / r.1.units.max(1) as f64 * 1e9
                     })
                 )
             };
             flooded_p99.push(f99);
             println!(
-                "| {} | {name} | {u50:.0} / {u99:.0} | {uc:.0} | {f50:.0} / {f99:.0} | {fc:.0} | {ratio:.1} | {} | {acks:.0} | {connections:.0} | {ns} |",
+                "| {} | {name} | {u50:.0} / {u99:.0} | {uc:.0} | {f50:.0} / {f99:.0} | {fc:.0} | {ratio:.1} | {} | {units:.0} {} | {connections:.0} | {ns} |",
                 flood.id(),
-                if ratio <= 5.0 { "yes" } else { "no" }
+                if ratio <= 5.0 { "yes" } else { "no" },
+                flood.unit()
             );
         }
         summary.push((flood, flooded_p99[0] / flooded_p99[1]));
