@@ -25,7 +25,9 @@
 //! - no deadline, or a generous one (10 s), or a tight one (1 to 5 ms) on a
 //!   call the server delays by 10 to 30 ms, so that it fires;
 //! - sometimes the client drops the call future after 0 to 3 ms, or drops a
-//!   response stream half-read.
+//!   response stream half-read;
+//! - one call in ten waits for ready (it waits out a reconnecting
+//!   channel's backoff instead of failing fast).
 //!
 //! Every K calls the server node shuts down (alternately gracefully, the
 //! `GrpcStream` first, and abruptly, the node only; with `--kill`, its
