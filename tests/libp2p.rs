@@ -628,3 +628,83 @@ fn one_protocol_per_service() {
         assert_eq!(status.code(), Code::Unimplemented);
     });
 }
+
+/// SETTINGS_MAX_FRAME_SIZE in the first SETTINGS frame read from `stream`
+/// (what a server sends first, or, with `client`, what a client sends after
+/// its preface).
+async fn advertised_max_frame_size(
+    stream: &mut p2p_grpc::libp2p::libp2p::Stream,
+    client: bool,
+) -> u32 {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let whole = !client || bytes.len() >= frames::PREFACE.len();
+        let frames = if whole {
+            common::recording::frames(&bytes, client)
+        } else {
+            Vec::new()
+        };
+        if let Some((_, settings)) = frames.iter().find(|(kind, _)| *kind == frames::SETTINGS) {
+            return settings
+                .chunks(6)
+                .find(|setting| setting[..2] == [0, 5])
+                .map_or(16_384, |setting| {
+                    u32::from_be_bytes(setting[2..6].try_into().unwrap())
+                });
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the stream ended before a SETTINGS frame");
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn a_grpc_streams_connections_take_64_kib_frames_unless_told_otherwise() {
+    run(async {
+        let net = Net::Memory;
+        for (set, expected) in [
+            (None, 65_536),
+            (Some(16_384), 16_384),
+            (Some(1 << 20), 1 << 20),
+        ] {
+            // The server's SETTINGS.
+            let server = serve(net, |b| match set {
+                Some(size) => b.server(p2p_grpc::Server::builder().max_frame_size(size)),
+                None => b,
+            })
+            .await;
+            let client = Peer::new(net, &server);
+            let mut stream = client.raw_stream(&server).await;
+            let mut hello = frames::PREFACE.to_vec();
+            frames::frame(&mut hello, frames::SETTINGS, 0, 0, &[]);
+            stream.write_all(&hello).await.unwrap();
+            assert_eq!(
+                advertised_max_frame_size(&mut stream, false).await,
+                expected
+            );
+
+            // The client's SETTINGS, on a stream a raw node accepts.
+            let raw = net.node(None);
+            let mut incoming = raw.control().accept(DEFAULT_PROTOCOL).unwrap();
+            let addr = raw.listen_on(net.any_addr()).await.unwrap();
+            let caller = net.node(None);
+            caller.add_address(raw.peer_id(), addr);
+            let calling = GrpcStream::builder()
+                .channel(match set {
+                    Some(size) => Channel::builder().max_frame_size(size),
+                    None => Channel::builder(),
+                })
+                .build(caller.control())
+                .unwrap();
+            let grpc = Grpc::new(calling.client(raw.peer_id()));
+            runtime().spawn(Box::pin(async move {
+                let _ = grpc
+                    .unary::<_, Msg>(Request::new(Msg::text("hello")), common::UNARY)
+                    .await;
+            }));
+            let (_, mut stream) = incoming.next().await.unwrap();
+            assert_eq!(advertised_max_frame_size(&mut stream, true).await, expected);
+        }
+    });
+}

@@ -140,6 +140,15 @@ impl ChannelBuilder {
 
     crate::http2::settings::http2_setters!(settings);
 
+    /// Takes `size` as the largest frame payload unless
+    /// [`max_frame_size`](Self::max_frame_size) set one (a transport's
+    /// default).
+    #[cfg(feature = "libp2p")]
+    pub(crate) fn or_max_frame_size(mut self, size: u32) -> Self {
+        self.settings.or_max_frame_size(size);
+        self
+    }
+
     /// Sends an HTTP/2 PING every `interval` while calls are running, and
     /// drops the connection when no answer comes within `timeout`: calls in
     /// flight then fail with `UNAVAILABLE` instead of hanging on a peer that
@@ -227,6 +236,7 @@ impl ChannelBuilder {
 
     /// Puts `value` into the extensions of every response of the channel's
     /// calls, to tell which endpoint served them (over libp2p, the peer).
+    #[cfg(feature = "libp2p")]
     pub(crate) fn endpoint_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         Arc::make_mut(&mut self.endpoint).insert(value);
         self

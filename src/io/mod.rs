@@ -1,11 +1,11 @@
 //! Byte streams: what HTTP/2 runs over, and the adapter that hands them to
 //! h2. This layer knows nothing of gRPC or of any executor.
 //!
-//! h2 speaks tokio's IO traits; [`H2Adapter`](h2_adapter) presents a
+//! h2 speaks tokio's IO traits; `H2Adapter` presents a
 //! `futures::io::{AsyncRead, AsyncWrite}` stream through them without a
 //! tokio runtime (like `tokio_util::compat`), gathers h2's small writes and
 //! passes its large ones on vectored, and lets the HTTP/2 layer watch the
-//! bytes (a [`Tap`]). TCP sockets come from the runtime
+//! bytes (a `Tap`). TCP sockets come from the runtime
 //! ([`Runtime::tcp_connect`](crate::rt::Runtime::tcp_connect)).
 
 use futures::io::{AsyncRead, AsyncWrite};

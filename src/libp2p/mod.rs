@@ -187,7 +187,7 @@ mod yamux;
 
 pub use self::grpc_stream::{
     GrpcStream, GrpcStreamBuilder, GrpcStreamError, ServeHandle, DEFAULT_MAX_CONNECTIONS_PER_PEER,
-    DEFAULT_PROTOCOL,
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_PROTOCOL,
 };
 pub use self::node::{
     default_connection_limits, provider_key, Cause, ConnectionCounts, ListenerClosed, MemoryLimit,

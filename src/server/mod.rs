@@ -240,6 +240,15 @@ impl ServerBuilder {
 
     crate::http2::settings::http2_setters!(config.http2);
 
+    /// Takes `size` as the largest frame payload unless
+    /// [`max_frame_size`](Self::max_frame_size) set one (a transport's
+    /// default).
+    #[cfg(feature = "libp2p")]
+    pub(crate) fn or_max_frame_size(mut self, size: u32) -> Self {
+        self.config.http2.or_max_frame_size(size);
+        self
+    }
+
     /// Sends an HTTP/2 PING every `interval` on each connection and closes
     /// the connection when no answer comes within `timeout`: a client that
     /// vanished is noticed, its calls cancelled (default: off).

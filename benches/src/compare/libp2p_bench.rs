@@ -100,13 +100,26 @@ async fn node_pair(rt: SharedRuntime, net: Net) -> Result<(Node, Node, PeerId)> 
 /// p2p-grpc through `GrpcStream`: (unary calls/s, streaming MB/s).
 async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64, f64)> {
     let (server, client, peer) = node_pair(rt.clone(), net).await?;
+    // `BENCH_LIBP2P_FRAME_SIZE=16384` compares HTTP/2's default frame size
+    // with GrpcStream's (finding 13).
+    let frame: Option<u32> = std::env::var("BENCH_LIBP2P_FRAME_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut server_builder = p2p_grpc::Server::builder();
+    let mut channel_builder = p2p_grpc::Channel::builder();
+    if let Some(size) = frame {
+        server_builder = server_builder.max_frame_size(size);
+        channel_builder = channel_builder.max_frame_size(size);
+    }
     let serving = GrpcStream::builder()
         .runtime(rt.clone())
+        .server(server_builder)
         .add_service(pb::bench_server::BenchServer::new(P2pBench::default()))
         .build(server.control())?;
     let _handle = serving.serve()?;
     let calling = GrpcStream::builder()
         .runtime(rt.clone())
+        .channel(channel_builder)
         .build(client.control())?;
     let channel = calling.client(peer);
     let bench: Arc<dyn Client> = Arc::new(P2pClient(pb::bench_client::BenchClient::new(channel)));

@@ -14,7 +14,7 @@ use super::accept_queue::AcceptQueue;
 use super::peer_slots::PeerSlots;
 use super::{
     GrpcStream, GrpcStreamError, State, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_PEER,
-    DEFAULT_PROTOCOL,
+    DEFAULT_MAX_FRAME_SIZE, DEFAULT_PROTOCOL,
 };
 use crate::client::ChannelBuilder;
 use crate::libp2p::Node;
@@ -190,7 +190,7 @@ impl GrpcStreamBuilder {
     /// queued until [`serve`](GrpcStream::serve) or
     /// [`accept`](GrpcStream::accept) picks them up.
     pub fn build(self, mut control: Control) -> Result<GrpcStream, GrpcStreamError> {
-        let mut server = self.server;
+        let mut server = self.server.or_max_frame_size(DEFAULT_MAX_FRAME_SIZE);
         if let Some(runtime) = self.runtime {
             server = server.runtime(runtime);
         }
@@ -210,7 +210,11 @@ impl GrpcStreamBuilder {
         }
         let server = server.build().map_err(GrpcStreamError::Build)?;
         let runtime = server.runtime().clone();
-        let channel = self.channel.unwrap_or_default().runtime(runtime.clone());
+        let channel = self
+            .channel
+            .unwrap_or_default()
+            .or_max_frame_size(DEFAULT_MAX_FRAME_SIZE)
+            .runtime(runtime.clone());
 
         let incoming = control
             .accept(self.protocol.clone())
