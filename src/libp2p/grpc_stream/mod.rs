@@ -50,9 +50,9 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 16;
 /// The largest HTTP/2 frame payload the connections of a `GrpcStream`
 /// accept unless its server or channel builder sets another (64 KiB,
 /// against HTTP/2's 16 KiB). Over noise and yamux, four times fewer frames
-/// per message lifted the throughput of 1 MiB messages from 0.70 to 0.79 ×
-/// a bare libp2p stream over TCP, and from 0.78 to 0.88 × over the memory
-/// transport (`benches/README.md`, finding 13).
+/// per message lifted the throughput of 1 MiB messages from 0.70 to 0.82 ×
+/// a bare libp2p stream over TCP, and from 0.80 to 0.86 × over the memory
+/// transport (medians of 7 runs each; `benches/README.md`, finding 13).
 pub const DEFAULT_MAX_FRAME_SIZE: u32 = 64 * 1024;
 
 /// Inbound streams waiting for [`GrpcStream::serve`] or
