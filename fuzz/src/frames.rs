@@ -3,31 +3,10 @@
 //! controls header names and values byte for byte, which a real encoder's
 //! Huffman coding and dynamic table would hide.
 
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-pub const DATA: u8 = 0x0;
-pub const HEADERS: u8 = 0x1;
-pub const PRIORITY: u8 = 0x2;
-pub const RST_STREAM: u8 = 0x3;
-pub const SETTINGS: u8 = 0x4;
-pub const PING: u8 = 0x6;
-pub const GOAWAY: u8 = 0x7;
-pub const WINDOW_UPDATE: u8 = 0x8;
-pub const CONTINUATION: u8 = 0x9;
-
-pub const END_STREAM: u8 = 0x1;
-pub const ACK: u8 = 0x1;
-pub const END_HEADERS: u8 = 0x4;
-
-/// Appends one frame.
-pub fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = payload.len().min(0xff_ffff) as u32;
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.push(kind);
-    out.push(flags);
-    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    out.extend_from_slice(&payload[..len as usize]);
-}
+pub use p2p_grpc_test_support::frames::{
+    frame, ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, PREFACE,
+    PRIORITY, RST_STREAM, SETTINGS, WINDOW_UPDATE,
+};
 
 /// An HPACK integer with an `n`-bit prefix; `first` holds the bits above it.
 fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, mut value: usize) {

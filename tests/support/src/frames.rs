@@ -9,23 +9,29 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The largest flow-control window HTTP/2 allows (2^31 − 1).
 pub const MAX_WINDOW: u32 = (1 << 31) - 1;
 
-/// Frame types and flags used here.
+/// Frame types and flags.
 pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
+pub const PRIORITY: u8 = 0x2;
 pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
+pub const GOAWAY: u8 = 0x7;
 pub const WINDOW_UPDATE: u8 = 0x8;
 pub const CONTINUATION: u8 = 0x9;
 pub const END_STREAM: u8 = 0x1;
+pub const ACK: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 
-/// Appends one frame.
+/// Appends one frame. A payload past the 24-bit length field is cut to
+/// what it can say, and the stream id's reserved bit is cleared, so any
+/// input (a fuzzer's included) gives a well-formed frame header.
 pub fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    let len = payload.len().min(0xff_ffff);
+    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
     out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
+    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    out.extend_from_slice(&payload[..len]);
 }
 
 /// The header block of a gRPC request to `path`, as HPACK literals
