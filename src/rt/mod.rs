@@ -8,13 +8,21 @@
 //!
 //! | feature     | type                 | spawns on                        | timers      | TCP         |
 //! |-------------|----------------------|----------------------------------|-------------|-------------|
-//! | `smol`      | `SmolRuntime`        | smol's global executor           | `async-io`  | `async-io`  |
+//! | `smol`      | `SmolRuntime`        | p2p-grpc's executor (see below)  | `async-io`  | `async-io`  |
 //! | `async-std` | `AsyncStdRuntime`    | async-std's executor             | async-std   | `async-io`  |
 //! | `tokio`     | `TokioRuntime`       | a tokio runtime `Handle`         | tokio       | `tokio::net`|
 //!
 //! Any other executor plugs in by implementing [`Runtime`] (`spawn` and
 //! `sleep`; the TCP methods are optional) and handing it to the server or
 //! channel builders.
+//!
+//! Under `smol`, [`block_on`] runs p2p-grpc's executor on the calling thread,
+//! beside the future it was given and async-io's reactor: a program whose
+//! `main` is `rt::block_on(...)` serves and calls on that one thread, with no
+//! wake-up crossing threads. Tasks spawned while no thread is in `block_on`,
+//! or left when it returns, move to a background thread started then. For
+//! more threads, run a `smol::Executor` of your own on them and hand it over
+//! with [`SmolRuntime::with_executor`].
 
 use std::fmt;
 use std::future::Future;
@@ -165,14 +173,16 @@ pub(crate) fn or_default(runtime: Option<SharedRuntime>) -> Result<SharedRuntime
 /// Runs `future` to completion on the thread that calls it, inside the
 /// default runtime's context, and returns its output.
 ///
-/// This is what examples and tests use as their `main`: under `smol` and
-/// `async-std` it is their `block_on`; under `tokio` it builds a multi-thread
-/// runtime and enters it, so that [`default_runtime`] finds it.
+/// This is what examples and tests use as their `main`. Under `smol` it runs
+/// the default runtime's tasks on this thread meanwhile (see the module's
+/// documentation); under `async-std` it is async-std's `block_on`; under
+/// `tokio` it builds a multi-thread runtime and enters it, so that
+/// [`default_runtime`] finds it.
 #[cfg(any(feature = "smol", feature = "async-std", feature = "tokio"))]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     #[cfg(feature = "smol")]
     {
-        ::smol::block_on(future)
+        self::smol::block_on(future)
     }
     #[cfg(all(not(feature = "smol"), feature = "async-std"))]
     {

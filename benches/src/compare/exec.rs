@@ -10,9 +10,12 @@ use p2p_grpc::rt::{AsyncStdRuntime, SharedRuntime, SmolRuntime, TokioRuntime};
 /// One executor configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecKind {
-    /// An `Arc<smol::Executor>` run on one thread (the calling one).
+    /// p2p-grpc's default under `smol`: `p2p_grpc::rt::block_on` on the
+    /// calling thread, spawning with `SmolRuntime::global()` (what the
+    /// README's `main` gets).
     Smol1,
-    /// An `Arc<smol::Executor>` run on two threads.
+    /// An `Arc<smol::Executor>` run on two threads
+    /// (`SmolRuntime::with_executor`).
     Smol2,
     /// async-std's global executor (its default thread count: one per core).
     AsyncStd,
@@ -64,6 +67,8 @@ enum Inner {
     },
     Tokio(Option<tokio::runtime::Runtime>),
     AsyncStd,
+    /// `rt::block_on` and `SmolRuntime::global()`.
+    Default,
 }
 
 /// A running executor: spawn on it through [`Exec::runtime`], and run a
@@ -76,12 +81,12 @@ pub struct Exec {
 impl Exec {
     pub fn new(kind: ExecKind) -> Exec {
         let inner = match kind {
-            ExecKind::Smol1 | ExecKind::Smol2 => {
+            ExecKind::Smol1 => Inner::Default,
+            ExecKind::Smol2 => {
                 let executor = Arc::new(smol::Executor::new());
                 let (stop, stopped) = smol::channel::bounded::<()>(1);
-                // The calling thread runs the executor in `run`; Smol2 adds one more.
-                let extra = if kind == ExecKind::Smol2 { 1 } else { 0 };
-                let threads = (0..extra)
+                // The calling thread runs the executor in `run`, and one more.
+                let threads = (0..1)
                     .map(|i| {
                         let executor = executor.clone();
                         let stopped = stopped.clone();
@@ -125,6 +130,7 @@ impl Exec {
                 rt.as_ref().expect("runtime").handle().clone(),
             )),
             Inner::AsyncStd => Arc::new(AsyncStdRuntime::new()),
+            Inner::Default => Arc::new(SmolRuntime::global()),
         }
     }
 
@@ -145,6 +151,7 @@ impl Exec {
                 }
             }
             Inner::AsyncStd => async_std::task::block_on(async_std::task::spawn(future)),
+            Inner::Default => p2p_grpc::rt::block_on(future),
         }
     }
 }
@@ -163,7 +170,7 @@ impl Drop for Exec {
                     rt.shutdown_background();
                 }
             }
-            Inner::AsyncStd => {}
+            Inner::AsyncStd | Inner::Default => {}
         }
     }
 }

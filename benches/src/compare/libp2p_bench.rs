@@ -51,16 +51,23 @@ enum Net {
 }
 
 pub fn run(timing: Timing, results: &mut Results) -> Result<()> {
-    for net in [Net::Tcp, Net::Memory] {
-        let exec = Exec::new(ExecKind::Smol1);
-        let rt = exec.runtime();
-        let label = if net == Net::Tcp { "TCP" } else { "memory" };
-        let (grpc, bare, rr) = exec.run(async move {
+    // One `run` for both transports: tasks left over from the first would
+    // otherwise move to p2p-grpc's background thread, and the second would
+    // run on two threads.
+    let exec = Exec::new(ExecKind::Smol1);
+    let rt = exec.runtime();
+    let rows = exec.run(async move {
+        let mut rows = Vec::new();
+        for net in [Net::Tcp, Net::Memory] {
             let grpc = grpc_stream(rt.clone(), net, timing).await?;
             let bare = bare_streams(rt.clone(), net, timing).await?;
             let rr = request_response(rt.clone(), net, timing).await?;
-            Ok::<_, crate::stacks::BoxError>((grpc, bare, rr))
-        })?;
+            rows.push((net, grpc, bare, rr));
+        }
+        Ok::<_, crate::stacks::BoxError>(rows)
+    })?;
+    for (net, grpc, bare, rr) in rows {
+        let label = if net == Net::Tcp { "TCP" } else { "memory" };
         let (unary, stream) = if net == Net::Tcp {
             (Metric::Libp2pUnaryTcp, Metric::Libp2pStreamTcp)
         } else {
