@@ -348,7 +348,9 @@ impl Grpc {
         };
         self.channel.runtime().spawn(Box::pin(async move {
             let attempts = retry.run(head, send, relay);
-            futures::future::select(Box::pin(attempts), cancelled).await;
+            // `cancelled` first: a caller that dropped the response stream
+            // cancels the call, even if its requests ended meanwhile.
+            futures::future::select(cancelled, Box::pin(attempts)).await;
         }));
         let mut body = RecvBody::relayed(relayed, self.max_decoding_message_size);
         body.set_cancel_on_drop(cancel);
@@ -383,7 +385,10 @@ impl Grpc {
                     tracing::debug!(%status, "request stream failed; call cancelled");
                 }
             };
-            futures::future::select(Box::pin(pump), cancelled).await;
+            // `cancelled` first: when the caller drops the request source
+            // and the response stream together, the call is cancelled
+            // (RST_STREAM), not half-closed as if the requests had ended.
+            futures::future::select(cancelled, Box::pin(pump)).await;
             drop(ended);
         }));
         cancel
