@@ -84,16 +84,36 @@ impl<T: prost::Message + Default> Streaming<T> {
     /// Reads the one message of the unary side of a call (`what`: "request"
     /// or "response"), and checks that no second one follows.
     pub(crate) async fn only_message(&mut self, what: &str) -> Result<T, Status> {
-        let message = self
-            .message()
-            .await?
-            .ok_or_else(|| Status::internal(format!("{what} carries no message")))?;
-        if self.message().await?.is_some() {
-            return Err(Status::internal(format!(
-                "more than one {what} message for a unary call"
-            )));
+        let mut first = None;
+        std::future::poll_fn(|cx| self.poll_only_message(&mut first, what, cx)).await
+    }
+
+    /// [`only_message`](Self::only_message) as a poll: `first` keeps the
+    /// message read while the end of the stream is awaited.
+    pub(crate) fn poll_only_message(
+        &mut self,
+        first: &mut Option<T>,
+        what: &str,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Status>> {
+        loop {
+            match ready!(Pin::new(&mut *self).poll_next(cx)) {
+                Some(Err(status)) => return Poll::Ready(Err(status)),
+                Some(Ok(_)) if first.is_some() => {
+                    return Poll::Ready(Err(Status::internal(format!(
+                        "more than one {what} message for a unary call"
+                    ))));
+                }
+                Some(Ok(message)) => *first = Some(message),
+                None => {
+                    return Poll::Ready(
+                        first
+                            .take()
+                            .ok_or_else(|| Status::internal(format!("{what} carries no message"))),
+                    );
+                }
+            }
         }
-        Ok(message)
     }
 
     /// Client side: reads (and discards) the remaining messages and returns

@@ -865,7 +865,7 @@ impl Executor {
 
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         match self {
-            Executor::Smol => smol::block_on(future),
+            Executor::Smol => p2p_grpc::rt::block_on(future),
             Executor::Tokio(rt) => rt.block_on(future),
             Executor::AsyncStd => async_std::task::block_on(future),
         }

@@ -3,9 +3,9 @@
 
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -87,13 +87,17 @@ impl ServerCall {
         F: FnOnce(Request<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
-        Box::pin(self.run(
-            CallKind::Unary,
-            move |request: Request<Streaming<Req>>| async move {
-                let request = read_single(request).await?;
-                handler(request).await.map(one_message)
-            },
-        ))
+        Box::pin(
+            self.run(CallKind::Unary, move |request: Request<Streaming<Req>>| {
+                let mut reading = read_single(request);
+                // Awaited through a reference: `reading` stays where it is
+                // instead of being moved into a second slot.
+                async move {
+                    let request = (&mut reading).await?;
+                    handler(request).await.map(one_message)
+                }
+            }),
+        )
     }
 
     /// Answers a client-streaming call: a stream of requests in, one response out.
@@ -123,9 +127,12 @@ impl ServerCall {
     {
         Box::pin(self.run(
             CallKind::ServerStreaming,
-            move |request: Request<Streaming<Req>>| async move {
-                let request = read_single(request).await?;
-                handler(request).await
+            move |request: Request<Streaming<Req>>| {
+                let mut reading = read_single(request);
+                async move {
+                    let request = (&mut reading).await?;
+                    handler(request).await
+                }
             },
         ))
     }
@@ -233,28 +240,35 @@ impl ServerCall {
             }
         }
 
-        let mut body = RecvBody::new(
-            body,
-            Side::Server,
-            request_encoding,
-            config.max_decoding_message_size,
-        );
-        body.set_budget(config.budget.clone());
-        body.set_counters(sink.observer.as_ref().map(|o| o.counters().clone()));
-        let messages = Streaming::new(body);
-        let mut request = Request::from_parts(metadata, extensions, messages);
-        request.set_timeout_opt(timeout);
-        // Boxed: in place, the handler and the response writer made this
-        // future about 25 KiB (rustc kept the writer both as a local and
-        // inside `watched`); boxed, the call's state is about 5 KiB here
-        // and 7 KiB in the box, and the call's future is cheap to move.
-        let ended = watched(
-            Box::pin(write_response(&mut sink, handler(request))),
-            &spans,
-            &mut deadline,
-            &mut forced,
-        )
-        .await;
+        // The handler's future stays in this future, pinned, and the boxed
+        // writer polls it through a reference (finding 15); the block ends
+        // it before the call's status goes out.
+        let ended = {
+            // In a block of its own: `body` and `request` end before the
+            // await below, so the call's future keeps no room for them.
+            let handler = pin!({
+                let mut body = RecvBody::new(
+                    body,
+                    Side::Server,
+                    request_encoding,
+                    config.max_decoding_message_size,
+                );
+                body.set_budget(config.budget.clone());
+                body.set_counters(sink.observer.as_ref().map(|o| o.counters().clone()));
+                let mut request = Request::from_parts(metadata, extensions, Streaming::new(body));
+                request.set_timeout_opt(timeout);
+                handler(request)
+            });
+            // The writer boxed: in place, rustc kept it both as a local and
+            // inside `watched` (finding 11).
+            watched(
+                Box::pin(write_response(&mut sink, handler)),
+                &spans,
+                &mut deadline,
+                &mut forced,
+            )
+            .await
+        };
         // The handler has been dropped here (if it had not finished).
         sink.ended_early(ended);
     }
@@ -292,15 +306,44 @@ async fn watched<F: Future>(
 }
 
 /// Reads the one request message of a unary or server-streaming call.
-async fn read_single<Req: prost::Message + Default>(
-    request: Request<Streaming<Req>>,
-) -> Result<Request<Req>, Status> {
-    let timeout = request.timeout();
-    let (metadata, extensions, mut messages) = request.into_parts();
-    let message = messages.only_message("request").await?;
-    let mut request = Request::from_parts(metadata, extensions, message);
-    request.set_timeout_opt(timeout);
-    Ok(request)
+///
+/// A small future of its own rather than an `async fn`: one of those keeps
+/// the request both as its argument and as a local, and the handler's
+/// future (which holds this one) is moved at every box and spawn.
+fn read_single<Req>(request: Request<Streaming<Req>>) -> ReadSingle<Req> {
+    ReadSingle {
+        request: Some(request),
+        first: None,
+    }
+}
+
+/// See [`read_single`].
+struct ReadSingle<Req> {
+    request: Option<Request<Streaming<Req>>>,
+    first: Option<Req>,
+}
+
+// Nothing in it is pinned structurally: `first` is only ever moved out.
+impl<Req> Unpin for ReadSingle<Req> {}
+
+impl<Req: prost::Message + Default> Future for ReadSingle<Req> {
+    type Output = Result<Request<Req>, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(request) = this.request.as_mut() else {
+            return Poll::Ready(Err(Status::internal("request read twice")));
+        };
+        let message = ready!(request
+            .get_mut()
+            .poll_only_message(&mut this.first, "request", cx))?;
+        let request = this.request.take().expect("checked above");
+        let timeout = request.timeout();
+        let (metadata, extensions, _) = request.into_parts();
+        let mut request = Request::from_parts(metadata, extensions, message);
+        request.set_timeout_opt(timeout);
+        Poll::Ready(Ok(request))
+    }
 }
 
 type OneMessage<T> = futures::stream::Iter<std::option::IntoIter<Result<T, Status>>>;
@@ -452,13 +495,12 @@ impl ResponseSink {
 
 /// Runs the handler future and writes what it returns, stopping early (and
 /// dropping the handler) when the client resets the stream.
-async fn write_response<Resp, S, Fut>(sink: &mut ResponseSink, handler: Fut)
+async fn write_response<Resp, S, Fut>(sink: &mut ResponseSink, mut handler: Pin<&mut Fut>)
 where
     Resp: prost::Message,
     S: Stream<Item = Result<Resp, Status>>,
     Fut: Future<Output = Result<Response<S>, Status>>,
 {
-    let mut handler = pin!(handler);
     let outcome = poll_fn(|cx| {
         if let Poll::Ready(outcome) = handler.as_mut().poll(cx) {
             return Poll::Ready(Some(outcome));
