@@ -480,12 +480,15 @@ fn server_ends_report_failures_deadlines_and_resets() {
         let (sender, replies) = open_chat(&grpc, 1).await;
         assert_eq!(next_event(&mut events).await, Event::Dropped("slow".into()));
         assert_eq!(next_event(&mut events).await, Event::Started("chat".into()));
-        drop((sender, replies));
+        // The response stream alone: with the request source dropped too,
+        // the client's pump may end the requests (END_STREAM) first.
+        drop(replies);
         let end = recorders.next_end().await;
         assert_eq!(
             (end.kind, end.code, end.stats.messages_sent),
             (CallKind::BidiStreaming, Code::Cancelled, 1)
         );
+        drop(sender);
         assert_eq!(
             recorders.take_log(),
             ["a start Chat", "a headers Chat", "a end Chat"]
