@@ -56,7 +56,7 @@ impl<T> Streaming<T> {
     }
 
     /// Client side: what the channel's endpoint attaches to its responses
-    /// (over libp2p, the [`RemotePeer`](crate::libp2p::RemotePeer) that
+    /// (over libp2p, the `libp2p::RemotePeer` that
     /// answers); empty until the response headers arrived, and on the
     /// server. A unary or server-streaming call's
     /// [`Response::extensions`](crate::Response::extensions) hold the same.

@@ -292,7 +292,7 @@ impl ChannelBuilder {
     }
 
     /// Connects over TCP to `addr` now, and reconnects there after a failure.
-    /// With [TLS](Self::tls), each connection starts with the TLS handshake.
+    /// With TLS (`tls`, feature `tls`), each connection starts with the TLS handshake.
     pub async fn connect_tcp(mut self, addr: SocketAddr) -> Result<Channel, Error> {
         if self.authority == Authority::from_static("localhost") {
             if let Ok(authority) = Authority::try_from(addr.to_string()) {
@@ -306,7 +306,7 @@ impl ChannelBuilder {
     ///
     /// - `http://host:port` (port 80 by default): plaintext HTTP/2;
     /// - `https://host:port` (443): TLS (feature `tls`), with the
-    ///   [config](Self::tls) given, else one trusting the Mozilla roots;
+    ///   config given to `tls`, else one trusting the Mozilla roots;
     /// - `dns:///host:port`, or `host:port` (443): plaintext unless a TLS
     ///   config is given;
     /// - `unix:///absolute/path` or `unix:relative/path`: a Unix domain

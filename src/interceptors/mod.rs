@@ -2,7 +2,7 @@
 //!
 //! - [`Tracing`]: a `tracing` span per call, and one event when it ends,
 //!   with the service, method, kind, peer, status, duration and sizes;
-//! - [`Metrics`] (feature `metrics`): call counts, latency and size
+//! - `Metrics` (feature `metrics`): call counts, latency and size
 //!   histograms through the [`metrics`](https://docs.rs/metrics) facade,
 //!   named and labelled as gRPC's OpenTelemetry plugin does (gRFC A66).
 //!

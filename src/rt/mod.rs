@@ -22,7 +22,7 @@
 //! wake-up crossing threads. Tasks spawned while no thread is in `block_on`,
 //! or left when it returns, move to a background thread started then. For
 //! more threads, run a `smol::Executor` of your own on them and hand it over
-//! with [`SmolRuntime::with_executor`].
+//! with `SmolRuntime::with_executor`.
 
 use std::fmt;
 use std::future::Future;

@@ -467,7 +467,7 @@ impl Server {
 
     /// Serves every connection `incoming` yields, each in its own task,
     /// until the server shuts down or `incoming` ends. Accept errors are
-    /// logged and skipped. With [TLS](ServerBuilder::tls), each connection
+    /// logged and skipped. With TLS (`ServerBuilder::tls`), each connection
     /// starts with the TLS handshake.
     pub async fn serve_incoming<S, I>(&self, incoming: S) -> Result<(), Error>
     where
@@ -606,7 +606,7 @@ impl Server {
     }
 
     /// Binds a Unix domain socket at `path` and serves its connections
-    /// until shutdown (with [TLS](ServerBuilder::tls) when configured).
+    /// until shutdown (with TLS, `ServerBuilder::tls`, when configured).
     /// A socket file left at `path` by an earlier run is an error: remove
     /// it first. Clients reach it with
     /// `Channel::builder().connect_to("unix:///path")`.

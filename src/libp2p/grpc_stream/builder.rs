@@ -102,7 +102,7 @@ impl GrpcStreamBuilder {
         self
     }
 
-    /// The settings of the inner [`Server`] (message sizes, compression,
+    /// The settings of the inner [`Server`](crate::Server) (message sizes, compression,
     /// HTTP/2 windows, handshake timeout...). Services added with
     /// [`add_service`](Self::add_service) are kept whatever the order of
     /// the calls, and so are its [interceptors](ServerBuilder::interceptor);

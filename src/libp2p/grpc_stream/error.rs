@@ -12,7 +12,7 @@ use crate::error::Error;
 pub enum GrpcStreamError {
     /// [`build`](super::GrpcStreamBuilder::build): the protocol already has an
     /// acceptor on this [`Control`](libp2p_stream::Control) (another `GrpcStream`, or a
-    /// [`Control::accept`] whose `IncomingStreams` is still alive).
+    /// [`Control::accept`](libp2p_stream::Control::accept) whose `IncomingStreams` is still alive).
     AlreadyRegistered(StreamProtocol),
     /// [`build`](super::GrpcStreamBuilder::build): the server could not be built
     /// (no runtime given and no runtime feature enabled).

@@ -251,7 +251,7 @@ impl NodeBuilder {
         self
     }
 
-    /// Uses [`TcpTransport`](super::TcpTransport) (the default).
+    /// Uses [`TcpTransport`](crate::libp2p::TcpTransport) (the default).
     pub fn tcp_transport(mut self) -> Self {
         self.transport = TransportKind::Tcp;
         self
