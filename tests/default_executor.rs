@@ -137,20 +137,6 @@ fn a_task_spawned_while_no_thread_is_in_block_on_runs() {
     });
 }
 
-/// Gives the executor back once, ready to run again at once.
-async fn yield_now() {
-    let mut yielded = false;
-    futures::future::poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
 /// Where a future's waker was last called from.
 struct Recorder {
     inner: Waker,

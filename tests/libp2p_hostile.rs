@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::future::poll_fn;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,19 +48,6 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
         runtime().sleep(Duration::from_millis(10)).await;
     }
     panic!("{what}: still not true after 1000 yields and 10 s");
-}
-
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
 }
 
 // ---------------------------------------------------------------------------

@@ -30,6 +30,20 @@ pub fn run<F: Future<Output = ()>>(body: F) {
     })
 }
 
+/// Gives the executor back once, ready to run again at once.
+pub async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// Waits until `condition` holds, checking every few milliseconds (for
 /// states no event announces; `run`'s limit ends a wait that never ends).
 pub async fn until(mut condition: impl FnMut() -> bool) {
