@@ -1,5 +1,6 @@
 //! [`Request`]: a message with its metadata, extensions and timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
@@ -17,9 +18,54 @@ use crate::wire::metadata::MetadataMap;
 pub struct Request<T> {
     metadata: MetadataMap,
     message: T,
-    extensions: http::Extensions,
+    extensions: RequestExtensions,
     timeout: Option<Duration>,
     wait_for_ready: bool,
+}
+
+/// A request's extensions: its own, or, until they are changed, the ones
+/// its connection attaches to every request, shared rather than copied (a
+/// copy is three allocations per call, `benches/README.md` finding 16).
+#[derive(Debug, Clone)]
+pub(crate) enum RequestExtensions {
+    /// The request's own.
+    Owned(http::Extensions),
+    /// The connection's, not yet changed by this request.
+    Shared(Arc<http::Extensions>),
+}
+
+impl RequestExtensions {
+    pub(crate) fn get(&self) -> &http::Extensions {
+        match self {
+            RequestExtensions::Owned(extensions) => extensions,
+            RequestExtensions::Shared(extensions) => extensions,
+        }
+    }
+
+    /// Copies shared extensions on the first change.
+    fn get_mut(&mut self) -> &mut http::Extensions {
+        if let RequestExtensions::Shared(shared) = self {
+            *self = RequestExtensions::Owned(http::Extensions::clone(shared));
+        }
+        match self {
+            RequestExtensions::Owned(extensions) => extensions,
+            RequestExtensions::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+
+    /// The extensions as the request's own (copied if still shared).
+    pub(crate) fn into_owned(self) -> http::Extensions {
+        match self {
+            RequestExtensions::Owned(extensions) => extensions,
+            RequestExtensions::Shared(shared) => Arc::unwrap_or_clone(shared),
+        }
+    }
+}
+
+impl Default for RequestExtensions {
+    fn default() -> Self {
+        RequestExtensions::Owned(http::Extensions::new())
+    }
 }
 
 impl<T> Request<T> {
@@ -28,7 +74,7 @@ impl<T> Request<T> {
         Request {
             metadata: MetadataMap::new(),
             message,
-            extensions: http::Extensions::new(),
+            extensions: RequestExtensions::default(),
             timeout: None,
             wait_for_ready: false,
         }
@@ -36,6 +82,15 @@ impl<T> Request<T> {
 
     /// Builds a request from its parts.
     pub fn from_parts(metadata: MetadataMap, extensions: http::Extensions, message: T) -> Self {
+        Request::with_extensions(metadata, RequestExtensions::Owned(extensions), message)
+    }
+
+    /// [`from_parts`](Self::from_parts), with extensions that may be shared.
+    pub(crate) fn with_extensions(
+        metadata: MetadataMap,
+        extensions: RequestExtensions,
+        message: T,
+    ) -> Self {
         Request {
             metadata,
             message,
@@ -47,7 +102,7 @@ impl<T> Request<T> {
 
     /// Splits the request into metadata, extensions and message.
     pub fn into_parts(self) -> (MetadataMap, http::Extensions, T) {
-        (self.metadata, self.extensions, self.message)
+        (self.metadata, self.extensions.into_owned(), self.message)
     }
 
     /// The message.
@@ -79,7 +134,7 @@ impl<T> Request<T> {
     /// [`TcpConnectInfo`](crate::TcpConnectInfo) that
     /// [`Server::serve`](crate::Server::serve) and `serve_listener` attach).
     pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
-        self.extensions
+        self.extensions()
             .get::<crate::TcpConnectInfo>()
             .map(|info| info.remote_addr)
     }
@@ -88,19 +143,19 @@ impl<T> Request<T> {
     /// (leaf first), when it presented one (feature `tls`).
     #[cfg(feature = "tls")]
     pub fn peer_certificates(&self) -> Option<&[crate::tls::Certificate]> {
-        self.extensions
+        self.extensions()
             .get::<crate::tls::PeerCertificates>()
             .map(|certificates| certificates.chain())
     }
 
     /// Typed values attached by the application or the transport.
     pub fn extensions(&self) -> &http::Extensions {
-        &self.extensions
+        self.extensions.get()
     }
 
     /// Typed values, mutably.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
-        &mut self.extensions
+        self.extensions.get_mut()
     }
 
     /// Client side: the time the call may take, sent as `grpc-timeout`.
@@ -201,5 +256,54 @@ where
 
     fn into_streaming_request(self) -> Request<T> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Peer(u32);
+
+    #[test]
+    fn shared_extensions_are_copied_on_the_first_change_only() {
+        let mut connection = http::Extensions::new();
+        connection.insert(Peer(7));
+        let connection = Arc::new(connection);
+        let mut request = Request::with_extensions(
+            MetadataMap::new(),
+            RequestExtensions::Shared(connection.clone()),
+            (),
+        );
+        assert_eq!(request.extensions().get::<Peer>(), Some(&Peer(7)));
+        // Read, nothing is copied: the connection's map is the request's.
+        assert!(std::ptr::eq(request.extensions(), &*connection));
+
+        request.extensions_mut().insert(Peer(8));
+        request.extensions_mut().insert(5u8);
+        assert_eq!(request.extensions().get::<Peer>(), Some(&Peer(8)));
+        assert_eq!(request.extensions().get::<u8>(), Some(&5));
+        // The connection's, seen by its other requests, did not change.
+        assert_eq!(connection.get::<Peer>(), Some(&Peer(7)));
+        assert_eq!(connection.get::<u8>(), None);
+
+        let (_, extensions, ()) = request.into_parts();
+        assert_eq!(extensions.get::<Peer>(), Some(&Peer(8)));
+    }
+
+    #[test]
+    fn shared_extensions_survive_map_and_into_parts() {
+        let mut connection = http::Extensions::new();
+        connection.insert(Peer(1));
+        let request = Request::with_extensions(
+            MetadataMap::new(),
+            RequestExtensions::Shared(Arc::new(connection)),
+            "message",
+        )
+        .map(str::len);
+        assert_eq!(request.get_ref(), &7);
+        let (_, extensions, _) = request.into_parts();
+        assert_eq!(extensions.get::<Peer>(), Some(&Peer(1)));
     }
 }

@@ -311,7 +311,7 @@ impl CallObserver {
     /// Ends with the outcome of a call whose result is in hand.
     pub(crate) fn end_with<T>(&mut self, result: &Result<T, Status>) {
         match result {
-            Ok(_) => self.end(&Status::ok("")),
+            Ok(_) => self.end(Status::ok_shared()),
             Err(status) => self.end(status),
         }
     }

@@ -172,7 +172,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let mut hook = CallEndHook::new(move |status| log.lock().unwrap().push(status.code()));
-        hook.finish(&Status::ok(""));
+        hook.finish(Status::ok_shared());
         hook.finish(&Status::internal("again"));
         drop(hook);
         let log = seen.clone();

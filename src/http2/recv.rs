@@ -401,7 +401,7 @@ impl RecvBody {
             match self.state {
                 State::Done => {
                     if let Some(end) = self.end.as_mut() {
-                        end.finish(&Status::ok(""));
+                        end.finish(Status::ok_shared());
                     }
                     return Poll::Ready(None);
                 }

@@ -21,6 +21,7 @@ use crate::http2::deadline;
 use crate::http2::observe::CallKind;
 use crate::http2::recv::{RecvBody, Side};
 use crate::http2::send::{fill_batch, Filled};
+use crate::request::RequestExtensions;
 use crate::sync::{Budget, Reservation, Signal, TrackerGuard};
 use crate::wire::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
 use crate::wire::framing::{EncodeBuf, HEADER_LEN};
@@ -44,7 +45,7 @@ pub struct ServerCall {
     pub(crate) body: h2::RecvStream,
     pub(crate) respond: SendResponse<Bytes>,
     pub(crate) metadata: MetadataMap,
-    pub(crate) extensions: http::Extensions,
+    pub(crate) extensions: RequestExtensions,
     pub(crate) timeout: Option<Duration>,
     pub(crate) request_encoding: Option<CompressionEncoding>,
     pub(crate) response_encoding: Option<CompressionEncoding>,
@@ -76,7 +77,7 @@ impl ServerCall {
 
     /// Typed values the transport attached (such as the remote peer).
     pub fn extensions(&self) -> &http::Extensions {
-        &self.extensions
+        self.extensions.get()
     }
 
     /// Answers a unary call: one request message in, one response out.
@@ -207,7 +208,7 @@ impl ServerCall {
             let respond = &mut sink.respond;
             let started = watched(
                 async {
-                    let mut start = pin!(observer.start(metadata, extensions));
+                    let mut start = pin!(observer.start(metadata, extensions.into_owned()));
                     poll_fn(|cx| {
                         if let Poll::Ready(started) = start.as_mut().poll(cx) {
                             return Poll::Ready(Some(started));
@@ -228,7 +229,7 @@ impl ServerCall {
             match started {
                 Ended::Normally(Some(Ok((changed, added, wanted)))) => {
                     metadata = changed;
-                    extensions = added;
+                    extensions = RequestExtensions::Owned(added);
                     spans = wanted;
                 }
                 Ended::Normally(Some(Err(status))) => return sink.finish(&status, None),
@@ -255,19 +256,16 @@ impl ServerCall {
                 );
                 body.set_budget(config.budget.clone());
                 body.set_counters(sink.observer.as_ref().map(|o| o.counters().clone()));
-                let mut request = Request::from_parts(metadata, extensions, Streaming::new(body));
+                let mut request =
+                    Request::with_extensions(metadata, extensions, Streaming::new(body));
                 request.set_timeout_opt(timeout);
                 handler(request)
             });
-            // The writer boxed: in place, rustc kept it both as a local and
-            // inside `watched` (finding 11).
-            watched(
-                Box::pin(write_response(&mut sink, handler)),
-                &spans,
-                &mut deadline,
-                &mut forced,
-            )
-            .await
+            // The writer pinned here too, and watched through a reference:
+            // by value, rustc kept it both here and inside `watched`
+            // (finding 11), and boxed it cost an allocation (finding 16).
+            let writer = pin!(write_response(&mut sink, handler));
+            watched(writer, &spans, &mut deadline, &mut forced).await
         };
         // The handler has been dropped here (if it had not finished).
         sink.ended_early(ended);
@@ -338,11 +336,7 @@ impl<Req: prost::Message + Default> Future for ReadSingle<Req> {
             .get_mut()
             .poll_only_message(&mut this.first, "request", cx))?;
         let request = this.request.take().expect("checked above");
-        let timeout = request.timeout();
-        let (metadata, extensions, _) = request.into_parts();
-        let mut request = Request::from_parts(metadata, extensions, message);
-        request.set_timeout_opt(timeout);
-        Poll::Ready(Ok(request))
+        Poll::Ready(Ok(request.map(|_| message)))
     }
 }
 
@@ -550,7 +544,7 @@ where
             return;
         };
         let Some(first) = first else {
-            sink.finish(&Status::ok(""), Some(&trailers));
+            sink.finish(Status::ok_shared(), Some(&trailers));
             return;
         };
         // Nothing is encoded before the window lets some of it go out, and
@@ -608,7 +602,7 @@ where
         match filled {
             Filled::Ready => {}
             Filled::Ended => {
-                sink.finish(&Status::ok(""), Some(&trailers));
+                sink.finish(Status::ok_shared(), Some(&trailers));
                 return;
             }
             Filled::Failed(status) => {

@@ -17,6 +17,7 @@ use super::Shared;
 use crate::http2::keepalive::ServerTap;
 use crate::http2::{handshake, keepalive};
 use crate::io::{Io, Tap};
+use crate::request::RequestExtensions;
 use crate::sync::Signal;
 use crate::sync::Tracker;
 use crate::wire::compression::CompressionEncoding;
@@ -35,6 +36,7 @@ pub(crate) async fn serve(
     if shared.shutdown.is_fired() {
         return Ok(());
     }
+    let extensions = Arc::new(extensions);
     let config = &shared.config;
     let mut builder = config.settings.server();
     if let Some(max) = config.max_concurrent_streams {
@@ -219,7 +221,7 @@ fn dispatch(
     shared: &Arc<Shared>,
     request: http::Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
-    extensions: &http::Extensions,
+    extensions: &Arc<http::Extensions>,
     calls: &Tracker,
 ) {
     let (parts, body) = request.into_parts();
@@ -232,7 +234,10 @@ fn dispatch(
         );
         return;
     }
-    if !headers::has_grpc_content_type(&parts.headers) {
+    let mut grpc = headers::RequestHeaders::default();
+    let metadata =
+        MetadataMap::from_headers_taking(parts.headers, |name, value| grpc.take(name, value));
+    if !grpc.is_grpc() {
         respond_with_http_status(
             &mut respond,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -241,7 +246,7 @@ fn dispatch(
         );
         return;
     }
-    let timeout = match parts.headers.get(&headers::GRPC_TIMEOUT) {
+    let timeout = match &grpc.timeout {
         None => None,
         Some(value) => match parse_timeout(value.as_bytes()) {
             Ok(timeout) => Some(timeout),
@@ -255,15 +260,13 @@ fn dispatch(
             }
         },
     };
-    let request_encoding =
-        match CompressionEncoding::from_encoding_header(parts.headers.get(&headers::GRPC_ENCODING))
-        {
-            Ok(encoding) => encoding,
-            Err(status) => {
-                respond_unsupported_encoding(&mut respond, &status);
-                return;
-            }
-        };
+    let request_encoding = match CompressionEncoding::from_encoding_header(grpc.encoding.as_ref()) {
+        Ok(encoding) => encoding,
+        Err(status) => {
+            respond_unsupported_encoding(&mut respond, &status);
+            return;
+        }
+    };
     let config = &shared.config;
     if config
         .budget
@@ -277,9 +280,9 @@ fn dispatch(
         );
         return;
     }
-    let response_encoding = config.send_compression.filter(|encoding| {
-        encoding.is_accepted_by(parts.headers.get(&headers::GRPC_ACCEPT_ENCODING))
-    });
+    let response_encoding = config
+        .send_compression
+        .filter(|encoding| encoding.is_accepted_by(grpc.accept_encoding.as_ref()));
 
     let path = parts.uri.path();
     let Some((service_name, method)) = headers::split_path(path) else {
@@ -299,8 +302,14 @@ fn dispatch(
         return;
     };
 
-    let mut call_extensions = extensions.clone();
-    call_extensions.extend(parts.extensions);
+    // Shared with the connection unless h2 attached some of its own.
+    let call_extensions = if parts.extensions.is_empty() {
+        RequestExtensions::Shared(extensions.clone())
+    } else {
+        let mut own = http::Extensions::clone(extensions);
+        own.extend(parts.extensions);
+        RequestExtensions::Owned(own)
+    };
     let intercepted_path = if config.interceptors.is_empty() {
         None
     } else {
@@ -310,7 +319,7 @@ fn dispatch(
         intercepted_path,
         body,
         respond,
-        metadata: MetadataMap::from_headers(parts.headers),
+        metadata,
         extensions: call_extensions,
         timeout,
         request_encoding,

@@ -42,6 +42,18 @@ pub(crate) struct FrameHead {
     pub(crate) stream: u32,
 }
 
+impl FrameHead {
+    fn parse(bytes: &[u8; FRAME_HEAD]) -> Self {
+        let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = *bytes;
+        FrameHead {
+            len: u32::from_be_bytes([0, l0, l1, l2]),
+            kind,
+            flags,
+            stream: u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff,
+        }
+    }
+}
+
 /// What the scanner reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -139,18 +151,22 @@ impl FrameScanner {
                     }
                 }
                 State::Head { buf, have } => {
-                    let n = (9 - *have).min(bytes.len());
-                    buf[*have..*have + n].copy_from_slice(&bytes[..n]);
-                    *have += n;
-                    bytes = &bytes[n..];
-                    if *have < 9 {
-                        continue;
-                    }
-                    let head = FrameHead {
-                        len: u32::from_be_bytes([0, buf[0], buf[1], buf[2]]),
-                        kind: buf[3],
-                        flags: buf[4],
-                        stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+                    let head = match bytes.first_chunk::<FRAME_HEAD>() {
+                        // The usual case: a whole header here, read in place.
+                        Some(whole) if *have == 0 => {
+                            bytes = &bytes[FRAME_HEAD..];
+                            FrameHead::parse(whole)
+                        }
+                        _ => {
+                            let n = (FRAME_HEAD - *have).min(bytes.len());
+                            buf[*have..*have + n].copy_from_slice(&bytes[..n]);
+                            *have += n;
+                            bytes = &bytes[n..];
+                            if *have < FRAME_HEAD {
+                                continue;
+                            }
+                            FrameHead::parse(buf)
+                        }
                     };
                     let capture = (head.kind == GOAWAY).then(Vec::new);
                     if capture.is_none() {

@@ -6,7 +6,7 @@
 //! profile). The standard HTTP headers gRPC uses (`content-type`, `te`,
 //! `user-agent`) come from [`http::header`].
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 
 /// The status code of a call, in trailers (or trailers-only headers).
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -52,6 +52,46 @@ pub(crate) fn has_grpc_content_type(headers: &http::HeaderMap) -> bool {
         .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
 }
 
+/// The reserved headers of a received request that the server reads,
+/// handed over by [`MetadataMap::from_headers_taking`](crate::MetadataMap)
+/// as it drops them from the metadata: one pass, no lookup per header.
+#[derive(Debug, Default)]
+pub(crate) struct RequestHeaders {
+    /// `content-type`.
+    pub(crate) content_type: Option<HeaderValue>,
+    /// `grpc-timeout`.
+    pub(crate) timeout: Option<HeaderValue>,
+    /// `grpc-encoding`.
+    pub(crate) encoding: Option<HeaderValue>,
+    /// `grpc-accept-encoding`.
+    pub(crate) accept_encoding: Option<HeaderValue>,
+}
+
+impl RequestHeaders {
+    /// Keeps `value` if `name` is one of the headers above.
+    pub(crate) fn take(&mut self, name: &HeaderName, value: HeaderValue) {
+        let slot = if *name == http::header::CONTENT_TYPE {
+            &mut self.content_type
+        } else if *name == GRPC_TIMEOUT {
+            &mut self.timeout
+        } else if *name == GRPC_ENCODING {
+            &mut self.encoding
+        } else if *name == GRPC_ACCEPT_ENCODING {
+            &mut self.accept_encoding
+        } else {
+            return;
+        };
+        *slot = Some(value);
+    }
+
+    /// Whether the body is gRPC (see [`is_grpc_content_type`]).
+    pub(crate) fn is_grpc(&self) -> bool {
+        self.content_type
+            .as_ref()
+            .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
+    }
+}
+
 /// The service (`package.Service`) and the method of a call's path,
 /// `/package.Service/Method`; `None` when either part is missing.
 pub(crate) fn split_path(path: &str) -> Option<(&str, &str)> {
@@ -62,6 +102,31 @@ pub(crate) fn split_path(path: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_request_keeps_the_grpc_headers_the_server_reads() {
+        let mut grpc = RequestHeaders::default();
+        assert!(!grpc.is_grpc(), "no content-type");
+        for (name, value) in [
+            (http::header::CONTENT_TYPE, "application/grpc+proto"),
+            (GRPC_TIMEOUT, "5m"),
+            (GRPC_ENCODING, "gzip"),
+            (GRPC_ACCEPT_ENCODING, "gzip,identity"),
+            (http::header::TE, "trailers"),
+        ] {
+            grpc.take(&name, HeaderValue::from_static(value));
+        }
+        assert!(grpc.is_grpc());
+        assert_eq!(grpc.timeout.unwrap(), "5m");
+        assert_eq!(grpc.encoding.unwrap(), "gzip");
+        assert_eq!(grpc.accept_encoding.unwrap(), "gzip,identity");
+        let mut json = RequestHeaders::default();
+        json.take(
+            &http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert!(!json.is_grpc());
+    }
+
     use super::*;
 
     #[test]

@@ -123,6 +123,18 @@ impl EncodeBuf {
 
     /// Takes the batch out.
     pub(crate) fn take(&mut self) -> Bytes {
+        if self.last == 0
+            && self.spare.capacity() == 0
+            && self.current.len() == self.current.capacity()
+        {
+            // The first batch, in a buffer it fills exactly (a unary call's
+            // one message): given away whole, it needs no shared header, an
+            // allocation less (finding 16). The next batch allocates anew.
+            let batch = std::mem::take(&mut self.current).freeze();
+            self.last = batch.len();
+            self.messages = 0;
+            return batch;
+        }
         let batch = self.current.split().freeze();
         self.last = batch.len();
         self.messages = 0;
@@ -276,9 +288,18 @@ mod tests {
             name: "x".repeat(200_000),
         };
         let mut buf = EncodeBuf::default();
+        // The first batch fills its buffer exactly: it is given away whole
+        // (no shared header to allocate), and nothing of it is kept.
+        buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        let given = buf.take();
+        assert!(given.is_unique());
+        let given_len = given.len();
+        drop(given);
+        assert!(!buf.current.try_reclaim(given_len) && !buf.spare.try_reclaim(given_len));
+        // From the second batch on, the allocations are kept.
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
         let first = buf.take();
-        // The first batch is still queued: the second goes elsewhere.
+        // The first kept batch is still queued: the next goes elsewhere.
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
         let second = buf.take();
         assert_ne!(first.as_ptr(), second.as_ptr());
