@@ -11,14 +11,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::carriers::{carriers, grpc_request, still_served, Carrier, Limits, RawH2, Target};
-use common::watch::{run_watched, PeakAllocator};
+use common::watch::run_watched;
 use common::*;
 use p2p_grpc::client::Grpc;
 use p2p_grpc::{Channel, Request};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
-
-#[global_allocator]
-static ALLOCATOR: PeakAllocator = PeakAllocator;
 
 #[test]
 fn a_reader_that_never_reads_bounds_the_servers_memory() {

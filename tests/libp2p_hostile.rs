@@ -15,9 +15,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::alloc::{largest_allocation, Counting};
 use common::carriers::{frame, next_message, read_response, still_served, RawH2};
 use common::libp2p::{serve, Net, Peer, NETS};
-use common::watch::{largest_allocation, run_watched, PeakAllocator, ALLOCATION_CEILING};
+use common::watch::{run_watched, ALLOCATION_CEILING};
 use common::*;
 use futures::future::{join_all, Either};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,7 +26,7 @@ use p2p_grpc::client::Grpc;
 use p2p_grpc::{Code, Request, Server};
 
 #[global_allocator]
-static ALLOCATOR: PeakAllocator = PeakAllocator;
+static ALLOCATOR: Counting = Counting;
 
 // ---------------------------------------------------------------------------
 // Nodes.

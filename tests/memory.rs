@@ -8,10 +8,8 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::{BufMut, Bytes, BytesMut};
+use common::alloc::{live_bytes, live_large, Counting};
 use common::sim::Sim;
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -20,63 +18,6 @@ use p2p_grpc::server::{CallFuture, ServerCall, Service};
 use p2p_grpc::{BoxStream, Request, Response, Server, Status};
 use prost::Message;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
-
-/// Counts live bytes, and live allocations of [`LARGE`] bytes or more.
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-static LIVE_LARGE: AtomicUsize = AtomicUsize::new(0);
-
-/// An allocation this large is a message's worth, not bookkeeping.
-const LARGE: usize = 256 * 1024;
-
-fn counted_alloc(size: usize) {
-    LIVE_BYTES.fetch_add(size, Ordering::SeqCst);
-    if size >= LARGE {
-        LIVE_LARGE.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counted_dealloc(size: usize) {
-    LIVE_BYTES.fetch_sub(size, Ordering::SeqCst);
-    if size >= LARGE {
-        LIVE_LARGE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counters are
-// updated only for allocations `System` made (a null result is not counted).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
-        if !ptr.is_null() {
-            counted_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
-        if !ptr.is_null() {
-            counted_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        counted_dealloc(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = System.realloc(ptr, layout, new_size);
-        if !new.is_null() {
-            counted_dealloc(layout.size());
-            counted_alloc(new_size);
-        }
-        new
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -169,10 +110,7 @@ fn readers_that_stop_reading_cost_no_encoded_messages_and_everything_comes_back(
                 futures::future::select(connection, hung_up).await;
             }));
             client = client.ready().await.unwrap();
-            baseline.set((
-                LIVE_BYTES.load(Ordering::SeqCst),
-                LIVE_LARGE.load(Ordering::SeqCst),
-            ));
+            baseline.set((live_bytes(), live_large()));
             let mut responses = Vec::new();
             for _ in 0..STREAMS {
                 let request = http::Request::builder()
@@ -196,10 +134,7 @@ fn readers_that_stop_reading_cost_no_encoded_messages_and_everything_comes_back(
                 events.try_recv().is_err(),
                 "a stalled stream asked for more"
             );
-            stalled.set((
-                LIVE_BYTES.load(Ordering::SeqCst),
-                LIVE_LARGE.load(Ordering::SeqCst),
-            ));
+            stalled.set((live_bytes(), live_large()));
             // The reader goes away: the connection, the calls, everything.
             drop(responses);
             drop(client);
@@ -212,10 +147,10 @@ fn readers_that_stop_reading_cost_no_encoded_messages_and_everything_comes_back(
     result.unwrap_or_else(|err| panic!("{err:?}"));
     let (base_bytes, base_large) = baseline.get();
     let (stalled_bytes, stalled_large) = stalled.get();
-    let (end_bytes, end_large) = (
-        LIVE_BYTES.load(Ordering::SeqCst),
-        LIVE_LARGE.load(Ordering::SeqCst),
-    );
+    let (end_bytes, end_large) = (live_bytes(), live_large());
+    // The allocator counts: the blob the handlers send is live from the
+    // start, one large allocation.
+    assert!(base_large >= 1, "no large allocation live at the start");
     // While stalled: no stream holds an encoded message (a 1 MiB buffer
     // each, 50 MiB in all, before the window was awaited first); the
     // bookkeeping of 50 calls stays under 40 KiB each.

@@ -646,51 +646,14 @@ impl Setup {
     }
 }
 
-/// The system allocator, counting the bytes allocated and not yet freed:
-/// a leak shows there more clearly than in RSS, which also moves with the
-/// allocator's pools and the number of connections open at the moment.
-struct Counted;
-
-static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to `System`.
-unsafe impl std::alloc::GlobalAlloc for Counted {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        let ptr = std::alloc::System.alloc(layout);
-        if !ptr.is_null() {
-            HEAP_LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        let ptr = std::alloc::System.alloc_zeroed(layout);
-        if !ptr.is_null() {
-            HEAP_LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        std::alloc::System.dealloc(ptr, layout);
-        HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        let new = std::alloc::System.realloc(ptr, layout, new_size);
-        if !new.is_null() {
-            HEAP_LIVE.fetch_add(new_size, Ordering::Relaxed);
-            HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-        new
-    }
-}
-
+/// Counts the bytes allocated and not yet freed: a leak shows there more
+/// clearly than in RSS, which also moves with the allocator's pools and the
+/// number of connections open at the moment.
 #[global_allocator]
-static ALLOCATOR: Counted = Counted;
+static ALLOCATOR: p2p_grpc_test_support::alloc::Counting = p2p_grpc_test_support::alloc::Counting;
 
 fn heap_kib() -> u64 {
-    (HEAP_LIVE.load(Ordering::Relaxed) / 1024) as u64
+    (p2p_grpc_test_support::alloc::live_bytes() / 1024) as u64
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -43,7 +43,13 @@ pub(crate) struct Server {
 #[derive(Debug)]
 struct Run {
     requests_per_second: f64,
+    /// What the server allocated during the run, when it counted.
+    allocations: Option<u64>,
 }
+
+/// Set for a `--serve-child`: it counts its allocations from the moment it
+/// listens, and prints `ALLOCATIONS n` when its stdin closes.
+pub(crate) const COUNT_ALLOCATIONS: &str = "BENCH_COUNT_ALLOCATIONS";
 
 /// A gRPC message frame: the 5-byte prefix and the encoded payload.
 pub(crate) fn frame(message: &pb::Payload) -> Vec<u8> {
@@ -56,6 +62,11 @@ pub(crate) fn frame(message: &pb::Payload) -> Vec<u8> {
 
 /// Starts the server in a child process (this binary, `--serve-child`).
 pub(crate) fn start(server: Server) -> Result<(std::process::Child, String)> {
+    start_counting(server, false)
+}
+
+/// [`start`], the child counting its allocations if `count`.
+fn start_counting(server: Server, count: bool) -> Result<(std::process::Child, String)> {
     let exe = std::env::current_exe()?;
     let mut command = match server.pin {
         Some(cpus) => {
@@ -65,13 +76,20 @@ pub(crate) fn start(server: Server) -> Result<(std::process::Child, String)> {
         }
         None => Command::new(exe),
     };
+    if count {
+        command.env(COUNT_ALLOCATIONS, "1");
+    }
     let mut child = command
         .args(["--serve-child", server.stack.id(), server.exec.id()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
+    let mut stdout = BufReader::new(child.stdout.take().ok_or("no child stdout")?);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no child stdout")?).read_line(&mut line)?;
+    stdout.read_line(&mut line)?;
+    // The child prints nothing more before it exits: nothing is left in
+    // the buffer, and what it prints then is read from the pipe itself.
+    child.stdout = Some(stdout.into_inner());
     let addr = line
         .trim()
         .strip_prefix("LISTENING ")
@@ -81,9 +99,15 @@ pub(crate) fn start(server: Server) -> Result<(std::process::Child, String)> {
 }
 
 /// One h2load run against a fresh server; checks every call succeeded and
-/// brought back one response of `response_len` bytes.
-fn run_once(server: Server, body: &std::path::Path, response_len: usize) -> Result<Run> {
-    let (mut child, addr) = start(server)?;
+/// brought back one response of `response_len` bytes. With `count`, the
+/// server counts what it allocates meanwhile.
+fn run_once(
+    server: Server,
+    body: &std::path::Path,
+    response_len: usize,
+    count: bool,
+) -> Result<Run> {
+    let (mut child, addr) = start_counting(server, count)?;
     let mut command = Command::new("taskset");
     command.args(["-c", if server.pin.is_some() { "1" } else { "0,1" }]);
     let output = command
@@ -96,13 +120,26 @@ fn run_once(server: Server, body: &std::path::Path, response_len: usize) -> Resu
         .output();
     // The server ends when its stdin closes.
     drop(child.stdin.take());
+    let mut rest = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut rest)?;
+    }
     let _ = child.wait();
     let output = output.map_err(|err| format!("cannot run h2load (nghttp2-client): {err}"))?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
         return Err(format!("h2load failed: {text}").into());
     }
-    parse(&text, response_len).map_err(|err| format!("{err}\n{text}").into())
+    let mut run = parse(&text, response_len).map_err(|err| format!("{err}\n{text}"))?;
+    if count {
+        let allocations = rest
+            .lines()
+            .find_map(|line| line.strip_prefix("ALLOCATIONS "))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("the server reported no allocations: {rest:?}"))?;
+        run.allocations = Some(allocations);
+    }
+    Ok(run)
 }
 
 /// Reads h2load's report and checks it.
@@ -160,6 +197,7 @@ fn parse(text: &str, response_len: usize) -> std::result::Result<Run, String> {
     }
     Ok(Run {
         requests_per_second,
+        allocations: None,
     })
 }
 
@@ -208,19 +246,23 @@ pub fn run(rounds: usize) -> Result<()> {
             },
         ),
     ];
-    let workloads = [("UnaryCall, 64 B", 64usize), ("EmptyCall, 0 B", 0)];
     let dir = std::env::temp_dir().join(format!("p2p-grpc-h2load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    // (workload, request body file, response length): the echo answers
+    // with the message it got.
+    let mut workloads = Vec::new();
+    for (workload, size) in [("UnaryCall, 64 B", 64usize), ("EmptyCall, 0 B", 0)] {
+        let body = frame(&pb::Payload {
+            payload: vec![0x5a; size].into(),
+        });
+        let path = dir.join(format!("body-{size}"));
+        std::fs::File::create(&path)?.write_all(&body)?;
+        workloads.push((workload, path, body.len()));
+    }
     println!("| server | workload | p2p-grpc median | tonic median | ratio of medians | ratio of bests |");
     println!("|---|---|---:|---:|---:|---:|");
     for (name, ours, theirs) in comparisons {
-        for (workload, size) in workloads {
-            let message = pb::Payload {
-                payload: vec![0x5a; size].into(),
-            };
-            let body = frame(&message);
-            let path = dir.join(format!("body-{size}"));
-            std::fs::File::create(&path)?.write_all(&body)?;
+        for (workload, path, response_len) in &workloads {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for round in 0..rounds {
                 // ABBA: the order alternates, so drift hits both alike.
@@ -231,7 +273,7 @@ pub fn run(rounds: usize) -> Result<()> {
                 };
                 for first_ours in order {
                     let server = if first_ours { ours } else { theirs };
-                    let run = run_once(server, &path, body.len())?;
+                    let run = run_once(server, path, *response_len, false)?;
                     if first_ours {
                         a.push(run.requests_per_second);
                     } else {
@@ -248,6 +290,21 @@ pub fn run(rounds: usize) -> Result<()> {
                 best_a / best_b
             );
         }
+    }
+    // Allocations, counted by the server's own allocator in one more run
+    // each (not in the timed ones: counting costs a few atomics per
+    // allocation).
+    println!();
+    println!("| server, one core | allocations per call: UnaryCall, 64 B | EmptyCall, 0 B |");
+    println!("|---|---:|---:|");
+    for (name, server) in ONE_CORE {
+        let mut cells = Vec::new();
+        for (_, path, response_len) in &workloads {
+            let run = run_once(server, path, *response_len, true)?;
+            let allocations = run.allocations.ok_or("no allocation count")?;
+            cells.push(format!("{:.1}", allocations as f64 / CALLS as f64));
+        }
+        println!("| {name} | {} |", cells.join(" | "));
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -28,7 +28,7 @@ mod stacks;
 mod stalled;
 mod workloads;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,7 +100,13 @@ struct Options {
     skip_memory: bool,
 }
 
+/// Counts allocations only where asked ([`h2load::COUNT_ALLOCATIONS`]):
+/// off, it costs each allocation one load.
+#[global_allocator]
+static ALLOCATOR: p2p_grpc_test_support::alloc::Counting = p2p_grpc_test_support::alloc::Counting;
+
 fn main() {
+    p2p_grpc_test_support::alloc::set_counting(false);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds = |default: usize| {
         args.iter()
@@ -352,18 +358,12 @@ fn run_in_process(contender: Contender, timing: Timing, results: &mut Results) -
 /// Workload 2 with the server in a child process (this binary, re-run with
 /// `--serve-child`), the client here, on the same executor kind.
 fn run_two_process(contender: Contender, timing: Timing, results: &mut Results) -> Result<()> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--serve-child", contender.stack.id(), contender.exec.id()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no child stdout")?).read_line(&mut line)?;
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("LISTENING ")
-        .ok_or_else(|| format!("unexpected child output {line:?}"))?
-        .parse()?;
+    let (mut child, addr) = h2load::start(h2load::Server {
+        stack: contender.stack,
+        exec: contender.exec,
+        pin: None,
+    })?;
+    let addr: std::net::SocketAddr = addr.parse()?;
     let exec = Exec::new(contender.exec);
     let rt = exec.runtime();
     let stack = contender.stack;
@@ -405,6 +405,9 @@ fn serve_child(stack: &str, exec: &str) {
         let server = stacks::serve(stack, rt, Arc::new(Gate::default()), 1024)
             .await
             .expect("serving");
+        let counting = std::env::var_os(h2load::COUNT_ALLOCATIONS).is_some();
+        p2p_grpc_test_support::alloc::set_counting(counting);
+        let allocated_before = p2p_grpc_test_support::alloc::allocations();
         println!("LISTENING {}", server.addr);
         std::io::stdout().flush().expect("stdout");
         // Wait for the parent to close stdin, off the executor threads.
@@ -414,6 +417,11 @@ fn serve_child(stack: &str, exec: &str) {
             let _ = tx.send(());
         });
         let _ = rx.await;
+        if counting {
+            let allocated = p2p_grpc_test_support::alloc::allocations() - allocated_before;
+            println!("ALLOCATIONS {allocated}");
+            std::io::stdout().flush().expect("stdout");
+        }
         std::process::exit(0);
     });
 }

@@ -7,6 +7,7 @@
 //! the interop tests depend on it, so each piece exists once.
 #![allow(missing_docs)]
 
+pub mod alloc;
 pub mod certs;
 pub mod echo;
 pub mod frames;

@@ -1,52 +1,12 @@
 //! Watching a hostile test: the largest allocation asked for, and panics in
 //! tasks (a handler, a connection, the swarm) rather than in the test body.
 //!
-//! A test binary that wants the allocation watch installs the allocator:
-//!
-//! ```ignore
-//! #[global_allocator]
-//! static ALLOCATOR: PeakAllocator = PeakAllocator;
-//! ```
+//! A test binary that wants the allocation watch installs the counting
+//! allocator ([`crate::alloc::Counting`]) and compares
+//! [`crate::alloc::largest_allocation`] with [`ALLOCATION_CEILING`].
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
-
-/// The system allocator, remembering the largest single allocation asked
-/// for: a server that reserved a declared 4 GiB up front would show here
-/// (with overcommit the reservation itself would not fail).
-pub struct PeakAllocator;
-
-static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
-
-/// The largest single allocation made so far in this binary (0 without the
-/// [`PeakAllocator`] installed).
-pub fn largest_allocation() -> usize {
-    LARGEST_ALLOCATION.load(Ordering::Relaxed)
-}
-
-// SAFETY: every call is forwarded unchanged to `System`.
-unsafe impl GlobalAlloc for PeakAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
 
 /// The largest single allocation a hostile test may cause: a message at
 /// the 4 MiB limit assembled in one buffer, and some headroom (windows of 1
