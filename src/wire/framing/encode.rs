@@ -88,10 +88,22 @@ impl EncodeBuf {
     ) -> Result<(), Status> {
         if self.current.is_empty() {
             self.pick(self.last);
+            if self.is_fresh() && compression.is_none() {
+                // Exactly the first message's room (`reserve` rounds a
+                // small one up to 8 bytes): a batch of it alone then
+                // freezes whole in `take`.
+                self.current = BytesMut::with_capacity(HEADER_LEN + msg.encoded_len());
+            }
         }
         encode_message(msg, compression, max_message_size, &mut self.current)?;
         self.messages += 1;
         Ok(())
+    }
+
+    /// Whether no batch was taken yet (or the last was too large to keep)
+    /// and no allocation is kept but `current`'s.
+    fn is_fresh(&self) -> bool {
+        self.last == 0 && self.spare.capacity() == 0
     }
 
     /// Makes `current` a buffer with room for `needed` bytes without a new
@@ -123,10 +135,7 @@ impl EncodeBuf {
 
     /// Takes the batch out.
     pub(crate) fn take(&mut self) -> Bytes {
-        if self.last == 0
-            && self.spare.capacity() == 0
-            && self.current.len() == self.current.capacity()
-        {
+        if self.is_fresh() && self.current.len() == self.current.capacity() {
             // The first batch, in a buffer it fills exactly (a unary call's
             // one message): given away whole, it needs no shared header, an
             // allocation less (finding 16). The next batch allocates anew.
@@ -296,6 +305,17 @@ mod tests {
         let given_len = given.len();
         drop(given);
         assert!(!buf.current.try_reclaim(given_len) && !buf.spare.try_reclaim(given_len));
+        // So is one empty message, in a buffer made to its size (5 bytes,
+        // where `reserve` would have made 8).
+        let mut empty = EncodeBuf::default();
+        empty
+            .encode(&Hello::default(), None, DEFAULT_MAX_MESSAGE_SIZE)
+            .unwrap();
+        let given = empty.take();
+        assert_eq!(&given[..], &[0, 0, 0, 0, 0]);
+        assert!(given.is_unique());
+        drop(given);
+        assert!(!empty.current.try_reclaim(HEADER_LEN) && !empty.spare.try_reclaim(HEADER_LEN));
         // From the second batch on, the allocations are kept.
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
         let first = buf.take();
