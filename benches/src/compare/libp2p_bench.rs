@@ -118,6 +118,19 @@ async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64
         server_builder = server_builder.max_frame_size(size);
         channel_builder = channel_builder.max_frame_size(size);
     }
+    // `BENCH_LIBP2P_WINDOW=4194304` tries larger HTTP/2 windows (stream;
+    // the connection's is twice it) than the default 1 MiB (finding 18).
+    let window: Option<u32> = std::env::var("BENCH_LIBP2P_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if let Some(size) = window {
+        server_builder = server_builder
+            .initial_stream_window_size(size)
+            .initial_connection_window_size(2 * size);
+        channel_builder = channel_builder
+            .initial_stream_window_size(size)
+            .initial_connection_window_size(2 * size);
+    }
     let serving = GrpcStream::builder()
         .runtime(rt.clone())
         .server(server_builder)
