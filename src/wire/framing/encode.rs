@@ -88,10 +88,10 @@ impl EncodeBuf {
     ) -> Result<(), Status> {
         if self.current.is_empty() {
             self.pick(self.last);
-            if self.is_fresh() && compression.is_none() {
-                // Exactly the first message's room (`reserve` rounds a
-                // small one up to 8 bytes): a batch of it alone then
-                // freezes whole in `take`.
+            if self.is_fresh() && self.current.capacity() == 0 && compression.is_none() {
+                // Nothing allocated yet: exactly the first message's room
+                // (`reserve` rounds a small one up to 8 bytes), so that a
+                // batch of it alone freezes whole in `take`.
                 self.current = BytesMut::with_capacity(HEADER_LEN + msg.encoded_len());
             }
         }
