@@ -15,10 +15,12 @@
 
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+use futures::task::AtomicWaker;
 
 use super::{Runtime, Sleep, Task};
 
@@ -110,10 +112,7 @@ fn start_background() {
 pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     DRIVERS.fetch_add(1, Ordering::SeqCst);
     let _leave = Leave;
-    ::smol::block_on(Drive {
-        future: pin!(future),
-        waiting: None,
-    })
+    ::smol::block_on(Drive::new(pin!(future), &EXECUTOR, SLICE))
 }
 
 /// Leaves [`block_on`]: if it was the last driver and tasks remain, the
@@ -132,8 +131,69 @@ impl Drop for Leave {
 /// [`SLICE`] of tasks, then (when none is left) a wait for the next one.
 struct Drive<'a, F> {
     future: Pin<&'a mut F>,
-    /// `EXECUTOR.tick()` while no task is ready: it runs the next one.
+    /// [`EXECUTOR`], but for tests.
+    executor: &'static ::smol::Executor<'static>,
+    /// [`SLICE`], but for tests.
+    slice: Duration,
+    /// How the caller's future is woken.
+    caller: Arc<CallerWake>,
+    /// `caller` as a waker, made once.
+    caller_waker: Waker,
+    /// `executor.tick()` while no task is ready: it runs the next one.
     waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// The caller's future's waker. A wake from a task that `Drive` is running
+/// only marks the future for another poll in the same turn; any other wake
+/// (the reactor's, another thread's) goes to async-io's `block_on` too.
+///
+/// A `main` that makes calls awaits responses that the connection's task,
+/// run by `Drive`, hands over. Waking async-io there would make it poll the
+/// reactor once more (an `epoll_pwait` and four system calls around it)
+/// before the future could go on: a third reactor turn per round trip of a
+/// ping-pong, where two are needed.
+#[derive(Default)]
+struct CallerWake {
+    /// The future was woken since its last poll.
+    woken: AtomicBool,
+    /// `Drive` is in its poll: it looks at `woken` before returning.
+    polling: AtomicBool,
+    /// async-io's waker for `block_on`.
+    outer: AtomicWaker,
+}
+
+impl Wake for CallerWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // `SeqCst` here and in `Drive::poll`: either this sees `polling`
+        // cleared and wakes async-io, or `Drive` sees `woken` after clearing
+        // `polling`, and polls the future again.
+        self.woken.store(true, Ordering::SeqCst);
+        if !self.polling.load(Ordering::SeqCst) {
+            self.outer.wake();
+        }
+    }
+}
+
+impl<'a, F> Drive<'a, F> {
+    fn new(
+        future: Pin<&'a mut F>,
+        executor: &'static ::smol::Executor<'static>,
+        slice: Duration,
+    ) -> Self {
+        let caller = Arc::new(CallerWake::default());
+        Drive {
+            future,
+            executor,
+            slice,
+            caller_waker: Waker::from(caller.clone()),
+            caller,
+            waiting: None,
+        }
+    }
 }
 
 impl<F: Future> Future for Drive<'_, F> {
@@ -141,35 +201,173 @@ impl<F: Future> Future for Drive<'_, F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        if let Poll::Ready(output) = this.future.as_mut().poll(cx) {
-            return Poll::Ready(output);
+        this.caller.outer.register(cx.waker());
+        this.caller.polling.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        let result = this.turn(cx, start);
+        this.caller.polling.store(false, Ordering::SeqCst);
+        match result {
+            Some(output) => Poll::Ready(output),
+            None if this.caller.woken.load(Ordering::SeqCst) => {
+                // Woken after `turn` last looked: async-io polls us again.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            None => Poll::Pending,
         }
-        if let Some(waiting) = &mut this.waiting {
+    }
+}
+
+impl<F: Future> Drive<'_, F> {
+    /// Polls the caller's future, and runs tasks until none is ready or the
+    /// slice is over; again while a task woke the future and the slice
+    /// lasts. `None` when async-io should take its turn.
+    fn turn(&mut self, cx: &mut Context<'_>, start: Instant) -> Option<F::Output> {
+        loop {
+            self.caller.woken.store(false, Ordering::SeqCst);
+            let mut caller_cx = Context::from_waker(&self.caller_waker);
+            if let Poll::Ready(output) = self.future.as_mut().poll(&mut caller_cx) {
+                return Some(output);
+            }
+            if !self.run_tasks(cx, start) {
+                // The slice is over.
+                cx.waker().wake_by_ref();
+                return None;
+            }
+            if !self.caller.woken.load(Ordering::SeqCst) {
+                return None;
+            }
+            if start.elapsed() >= self.slice {
+                cx.waker().wake_by_ref();
+                return None;
+            }
+        }
+    }
+
+    /// Runs tasks until none is ready (`true`, with the executor then set to
+    /// wake `cx`) or the slice is over (`false`).
+    fn run_tasks(&mut self, cx: &mut Context<'_>, start: Instant) -> bool {
+        if let Some(waiting) = &mut self.waiting {
             // A wake-up that is not for us (the caller's future's, say).
             if waiting.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+                return true;
             }
-            this.waiting = None;
+            self.waiting = None;
         }
-        let start = Instant::now();
         let mut ran = 0u32;
         loop {
-            if EXECUTOR.try_tick() {
+            if self.executor.try_tick() {
                 ran += 1;
-                if ran % TASKS_PER_CLOCK_READ == 0 && start.elapsed() >= SLICE {
-                    // Back to async-io, which turns the reactor (it was
-                    // woken, so it does not block) and polls us again.
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
+                if ran % TASKS_PER_CLOCK_READ == 0 && start.elapsed() >= self.slice {
+                    return false;
                 }
                 continue;
             }
-            let waiting = this.waiting.insert(Box::pin(EXECUTOR.tick()));
+            let waiting = self.waiting.insert(Box::pin(self.executor.tick()));
             if waiting.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+                return true;
             }
-            this.waiting = None;
+            self.waiting = None;
             ran += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// Each test drives an executor of its own: the global one may be run
+    /// by its background thread, started by another test.
+    static ANSWERING: ::smol::Executor<'static> = ::smol::Executor::new();
+    static IDLE: ::smol::Executor<'static> = ::smol::Executor::new();
+    static IDLE_TOO: ::smol::Executor<'static> = ::smol::Executor::new();
+    /// A slice no test reaches.
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// Counts the wakes async-io's `block_on` would get.
+    #[derive(Default)]
+    struct CountWakes(AtomicU32);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_future_woken_by_a_task_goes_on_in_the_same_turn() {
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(wakes.clone());
+        let (reply, replied) = futures::channel::oneshot::channel::<u32>();
+        let mut reply = Some(reply);
+        let mut replied = replied;
+        // The caller's future hands a task the job of answering it, as a
+        // client's `main` hands a request to its connection's task.
+        let mut future = pin!(std::future::poll_fn(move |cx| {
+            if let Some(reply) = reply.take() {
+                ANSWERING
+                    .spawn(async move {
+                        let _ = reply.send(7);
+                    })
+                    .detach();
+            }
+            Pin::new(&mut replied).poll(cx).map(Result::unwrap)
+        }));
+        let mut drive = pin!(Drive::new(future.as_mut(), &ANSWERING, LONG));
+        let polled = drive.as_mut().poll(&mut Context::from_waker(&waker));
+        assert_eq!(polled, Poll::Ready(7));
+        // async-io was not woken: it would have turned the reactor first.
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_future_that_always_wakes_itself_still_lets_async_io_turn() {
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut polls = 0u64;
+        let mut future = pin!(std::future::poll_fn(|cx| {
+            polls += 1;
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        }));
+        let mut drive = pin!(Drive::new(
+            future.as_mut(),
+            &IDLE,
+            Duration::from_millis(100)
+        ));
+        let polled = drive.as_mut().poll(&mut Context::from_waker(&waker));
+        assert_eq!(polled, Poll::Pending);
+        // The slice ended the turn, and async-io will poll `Drive` again.
+        assert!(wakes.0.load(Ordering::SeqCst) >= 1);
+        assert!(polls > 1, "{polls}");
+    }
+
+    #[test]
+    fn a_wake_from_outside_a_turn_wakes_async_io() {
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(wakes.clone());
+        let (tx, mut rx) = futures::channel::oneshot::channel::<()>();
+        let mut future = pin!(std::future::poll_fn(|cx| Pin::new(&mut rx).poll(cx)));
+        let mut drive = pin!(Drive::new(future.as_mut(), &IDLE_TOO, LONG));
+        assert!(drive
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        // Another thread's wake (or the reactor's) must reach async-io.
+        std::thread::spawn(move || tx.send(()).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(drive
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready());
     }
 }
