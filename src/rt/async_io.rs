@@ -7,7 +7,7 @@
 //!
 //! [`Runtime::tcp_connect`]: crate::rt::Runtime::tcp_connect
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -89,18 +89,30 @@ pub(crate) fn incoming(listener: TcpListener) -> io::Result<Incoming> {
 ///   A read that returns less than it was offered has drained the socket's
 ///   receive queue; the next read waits for readability first (async-io
 ///   reports data that arrived in between as readiness, so nothing is
-///   missed) and saves that system call;
+///   missed) and saves that system call. Every wait for readability goes
+///   through that one step: `Async::poll_read` leaves the event it was
+///   woken for unconsumed when its read succeeds, and the next wait then
+///   returned at once, for a read that found nothing (once per round trip
+///   on the server's side of a ping-pong);
 /// - closing it (`poll_close`) shuts the write half down, so the peer reads
 ///   EOF (`Async`'s own `poll_close` only flushes).
 #[derive(Debug)]
 pub(crate) struct AsyncIoTcp {
     io: Async<TcpStream>,
     drained: bool,
+    /// Reads tried on the socket.
+    #[cfg(test)]
+    reads: usize,
 }
 
 impl AsyncIoTcp {
     pub(crate) fn new(io: Async<TcpStream>) -> Self {
-        AsyncIoTcp { io, drained: false }
+        AsyncIoTcp {
+            io,
+            drained: false,
+            #[cfg(test)]
+            reads: 0,
+        }
     }
 
     /// The socket.
@@ -122,13 +134,28 @@ impl AsyncRead for AsyncIoTcp {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.drained && !buf.is_empty() {
-            ready!(self.io.poll_readable(cx))?;
-            self.drained = false;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
         }
-        let n = ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
-        self.drained = n < buf.len();
-        Poll::Ready(Ok(n))
+        loop {
+            if self.drained {
+                ready!(self.io.poll_readable(cx))?;
+                self.drained = false;
+            }
+            #[cfg(test)]
+            {
+                self.reads += 1;
+            }
+            match (&mut self.io.get_ref()).read(buf) {
+                Ok(n) => {
+                    self.drained = n < buf.len();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 }
 
@@ -149,6 +176,48 @@ impl AsyncWrite for AsyncIoTcp {
 mod tests {
     use super::*;
     use futures::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_read_woken_by_readiness_is_the_only_system_call() {
+        async_io::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = std::thread::spawn(move || listener.accept().unwrap().0);
+            let mut client = TcpStream::connect(addr).unwrap();
+            let mut server = AsyncIoTcp::new(Async::new(server.join().unwrap()).unwrap());
+            let mut buf = [0u8; 64];
+            for round in 1..=3 {
+                // Nothing yet: the read waits for readiness ...
+                let before = server.reads;
+                let (read, ()) = futures::join!(server.read(&mut buf), async {
+                    yield_once().await;
+                    std::io::Write::write_all(&mut client, b"ping").unwrap();
+                });
+                assert_eq!(&buf[..read.unwrap()], b"ping");
+                // ... and the next one too, without a read that finds
+                // nothing (async-io's `poll_read` left the event behind).
+                let waiting = futures::poll!(std::pin::pin!(server.read(&mut buf)));
+                assert!(waiting.is_pending());
+                let tried = server.reads - before;
+                // The first round's first read found nothing, as it must.
+                assert_eq!(tried, if round == 1 { 2 } else { 1 }, "round {round}");
+            }
+        });
+    }
+
+    /// Lets the other side of a `join!` run first.
+    async fn yield_once() {
+        let mut yielded = false;
+        futures::future::poll_fn(|cx| {
+            if yielded {
+                return Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+    }
 
     #[test]
     fn reads_after_a_short_read_see_every_byte() {
