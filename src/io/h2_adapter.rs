@@ -212,17 +212,17 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
         // of 1,041-byte messages), and offering only that room split one
         // message in four across two system calls.
         let this = self.get_mut();
+        if buf.remaining() == 0 {
+            // No room: nothing to hand over (tokio-io's rule for a full
+            // buffer), and nothing to show the tap.
+            return Poll::Ready(Ok(()));
+        }
         if !this.carried.is_empty() {
             return this.hand_over(buf, this.carried.clone());
         }
         if this.read_cut {
             // The tap's owner is closing the connection; h2 reads no more.
             return Poll::Pending;
-        }
-        if buf.remaining() == 0 {
-            // Nothing could be handed over (and a read of nothing would be
-            // taken for the end of the stream).
-            return Poll::Ready(Ok(()));
         }
         if this.read_budget == 0 {
             this.read_budget = READ_BUDGET;
@@ -295,27 +295,26 @@ impl<T> H2Adapter<T> {
 
     /// Adapts `read_size` to a read of `n` bytes out of `size` offered.
     fn adapt(&mut self, n: usize, size: usize) {
-        let this = self;
         if n == size {
             // Never past what a turn may read: it could grow without end
             // while the budget caps each read.
-            this.read_size = (this.read_size * 2).min(READ_BUDGET);
-            this.shrink = false;
+            self.read_size = (self.read_size * 2).min(READ_BUDGET);
+            self.shrink = false;
         } else if n >= size / 4 {
-            this.shrink = false;
-        } else if !std::mem::replace(&mut this.shrink, true) {
+            self.shrink = false;
+        } else if !std::mem::replace(&mut self.shrink, true) {
             // One small read is the usual tail of a burst: halving on it
             // made a 1,041-byte message take two reads (1,024 bytes, then
             // 17 from 2,048) in every turn of a ping-pong.
         } else {
-            this.shrink = false;
-            this.read_size = (this.read_size / 2).max(MIN_READ);
+            self.shrink = false;
+            self.read_size = (self.read_size / 2).max(MIN_READ);
             // A connection gone quiet keeps a small buffer only (never
             // less than the bytes just read).
-            let keep = this.read_size.max(n);
-            if this.scratch.len() > keep.saturating_mul(4) {
-                this.scratch.truncate(keep);
-                this.scratch.shrink_to_fit();
+            let keep = self.read_size.max(n);
+            if self.scratch.len() > keep.saturating_mul(4) {
+                self.scratch.truncate(keep);
+                self.scratch.shrink_to_fit();
             }
         }
     }
