@@ -571,6 +571,25 @@ mod tests {
         assert_eq!(io.read_size, 4 * MIN_READ);
     }
 
+    /// Reads from `io` into `storage` until a read is pending; the bytes read.
+    fn read_until_pending<T: FuturesRead + Unpin>(
+        io: &mut H2Adapter<T>,
+        cx: &mut Context<'_>,
+        storage: &mut [u8],
+    ) -> usize {
+        let mut read = 0;
+        loop {
+            let mut buf = ReadBuf::new(storage);
+            match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+                Poll::Ready(result) => {
+                    result.unwrap();
+                    read += buf.filled().len();
+                }
+                Poll::Pending => return read,
+            }
+        }
+    }
+
     /// Holds `available` bytes, then is pending until refilled.
     #[derive(Default)]
     struct Bursts {
@@ -611,18 +630,7 @@ mod tests {
                 waker.wake();
             }
             let before = io.inner.reads;
-            let mut got = 0;
-            loop {
-                let mut buf = ReadBuf::new(&mut storage);
-                match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
-                    Poll::Ready(result) => {
-                        result.unwrap();
-                        got += buf.filled().len();
-                    }
-                    Poll::Pending => break,
-                }
-            }
-            assert_eq!(got, 1041);
+            assert_eq!(read_until_pending(&mut io, &mut cx, &mut storage), 1041);
             reads_per_turn.push(io.inner.reads - before);
         }
         // The first turn finds the size; every later one reads once.
@@ -685,17 +693,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut storage = vec![0u8; 1 << 20];
         for turn in 1..=3 {
-            let mut read = 0;
-            loop {
-                let mut buf = ReadBuf::new(&mut storage);
-                match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
-                    Poll::Ready(result) => {
-                        result.unwrap();
-                        read += buf.filled().len();
-                    }
-                    Poll::Pending => break,
-                }
-            }
+            let read = read_until_pending(&mut io, &mut cx, &mut storage);
             // The turn ends once the budget is spent, with the task woken
             // so that it runs again after the others.
             assert!(

@@ -240,16 +240,7 @@ mod tests {
             // ... and so is data that arrives while the read waits.
             let (read, ()) = futures::join!(server.read(&mut buf), async {
                 // Let the read run first and find nothing.
-                let mut yielded = false;
-                futures::future::poll_fn(|cx| {
-                    if yielded {
-                        return Poll::Ready(());
-                    }
-                    yielded = true;
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                })
-                .await;
+                yield_once().await;
                 client.write_all(b"third").await.unwrap();
             });
             assert_eq!(&buf[..read.unwrap()], b"third");
