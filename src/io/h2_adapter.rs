@@ -276,7 +276,7 @@ impl<T> H2Adapter<T> {
         let given = bytes.start..bytes.start + take;
         let mut passed = take;
         if let Some(tap) = self.tap.as_mut() {
-            passed = tap.read(&self.scratch[given.clone()]);
+            passed = tap.read(&self.scratch[given.clone()]).min(take);
         }
         if passed < take {
             // Cut: h2 gets no more, the bytes kept included.
@@ -768,6 +768,43 @@ mod tests {
         // Nothing more, neither kept bytes nor a read of the stream.
         let mut buf = ReadBuf::new(&mut storage);
         assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
+        assert_eq!(io.inner.offered.len(), 1);
+        assert_eq!(*shown.lock().unwrap(), [24, 76]);
+    }
+
+    #[test]
+    fn a_cut_inside_a_small_hand_over_drops_the_rest_of_what_is_kept() {
+        let shown = Arc::new(Mutex::new(Vec::new()));
+        let mut io = H2Adapter::with_tap(
+            Source {
+                chunk: 100,
+                offered: Vec::new(),
+            },
+            Some(Box::new(Cutting {
+                shown: shown.clone(),
+                seen: 0,
+                cut_at: 30,
+            })),
+        );
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut storage = vec![0u8; 1024];
+        let mut hand_over = |room: usize| {
+            let mut buf = ReadBuf::new(&mut storage[..room]);
+            match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(result) => Some(result.map(|()| buf.filled().len()).unwrap()),
+                Poll::Pending => None,
+            }
+        };
+        // 100 bytes read; h2 takes 24, then 10 of which the tap passes 6.
+        assert_eq!(hand_over(24), Some(24));
+        assert_eq!(hand_over(10), Some(6));
+        // The 66 bytes still kept are dropped, unseen.
+        assert_eq!(hand_over(1024), None);
+        assert_eq!(*shown.lock().unwrap(), [24, 10]);
+        // A read with no room hands over nothing and shows the tap nothing.
+        assert_eq!(hand_over(0), Some(0));
+        assert_eq!(*shown.lock().unwrap(), [24, 10]);
         assert_eq!(io.inner.offered.len(), 1);
     }
 

@@ -168,9 +168,7 @@ impl Wake for CallerWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // `SeqCst` here and in `Drive::poll`: either this sees `polling`
-        // cleared and wakes async-io, or `Drive` sees `woken` after clearing
-        // `polling`, and polls the future again.
+        // See `Drive::poll`.
         self.woken.store(true, Ordering::SeqCst);
         if !self.polling.load(Ordering::SeqCst) {
             self.outer.wake();
@@ -202,48 +200,36 @@ impl<F: Future> Future for Drive<'_, F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
         this.caller.outer.register(cx.waker());
-        this.caller.polling.store(true, Ordering::SeqCst);
         let start = Instant::now();
-        let result = this.turn(cx, start);
-        this.caller.polling.store(false, Ordering::SeqCst);
-        match result {
-            Some(output) => Poll::Ready(output),
-            None if this.caller.woken.load(Ordering::SeqCst) => {
-                // Woken after `turn` last looked: async-io polls us again.
-                cx.waker().wake_by_ref();
-                Poll::Pending
+        // The caller's future, then tasks until none is ready; again while
+        // the future was woken meanwhile and the slice lasts.
+        loop {
+            this.caller.polling.store(true, Ordering::SeqCst);
+            this.caller.woken.store(false, Ordering::SeqCst);
+            let mut caller_cx = Context::from_waker(&this.caller_waker);
+            let polled = this.future.as_mut().poll(&mut caller_cx);
+            let idle = polled.is_pending() && this.run_tasks(cx, start);
+            // `SeqCst` here and in `CallerWake`: either a wake sees
+            // `polling` cleared and wakes async-io itself, or it is seen in
+            // `woken` below.
+            this.caller.polling.store(false, Ordering::SeqCst);
+            if polled.is_ready() {
+                return polled;
             }
-            None => Poll::Pending,
+            if idle && !this.caller.woken.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            if !idle || start.elapsed() >= this.slice {
+                // The slice is over: async-io turns the reactor (it was
+                // woken, so it does not block) and polls us again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
     }
 }
 
-impl<F: Future> Drive<'_, F> {
-    /// Polls the caller's future, and runs tasks until none is ready or the
-    /// slice is over; again while a task woke the future and the slice
-    /// lasts. `None` when async-io should take its turn.
-    fn turn(&mut self, cx: &mut Context<'_>, start: Instant) -> Option<F::Output> {
-        loop {
-            self.caller.woken.store(false, Ordering::SeqCst);
-            let mut caller_cx = Context::from_waker(&self.caller_waker);
-            if let Poll::Ready(output) = self.future.as_mut().poll(&mut caller_cx) {
-                return Some(output);
-            }
-            if !self.run_tasks(cx, start) {
-                // The slice is over.
-                cx.waker().wake_by_ref();
-                return None;
-            }
-            if !self.caller.woken.load(Ordering::SeqCst) {
-                return None;
-            }
-            if start.elapsed() >= self.slice {
-                cx.waker().wake_by_ref();
-                return None;
-            }
-        }
-    }
-
+impl<F> Drive<'_, F> {
     /// Runs tasks until none is ready (`true`, with the executor then set to
     /// wake `cx`) or the slice is over (`false`).
     fn run_tasks(&mut self, cx: &mut Context<'_>, start: Instant) -> bool {
