@@ -737,10 +737,11 @@ mod tests {
         fn insert(&mut self, _out: &mut Vec<u8>) {}
     }
 
-    #[test]
-    fn the_tap_sees_bytes_as_h2_gets_them_and_a_cut_drops_what_is_kept() {
+    /// An adapter over 100-byte reads whose tap cuts at byte `cut_at`, and
+    /// the sizes the tap was shown.
+    fn cutting_at(cut_at: usize) -> (H2Adapter<Source>, Arc<Mutex<Vec<usize>>>) {
         let shown = Arc::new(Mutex::new(Vec::new()));
-        let mut io = H2Adapter::with_tap(
+        let io = H2Adapter::with_tap(
             Source {
                 chunk: 100,
                 offered: Vec::new(),
@@ -748,62 +749,51 @@ mod tests {
             Some(Box::new(Cutting {
                 shown: shown.clone(),
                 seen: 0,
-                cut_at: 50,
+                cut_at,
             })),
         );
+        (io, shown)
+    }
+
+    /// One read by h2 with `room` bytes free: how many it got, or `None`
+    /// when the read is pending.
+    fn hand_over<T: FuturesRead + Unpin>(io: &mut H2Adapter<T>, room: usize) -> Option<usize> {
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        // h2 has room for 24 bytes (its preface): the tap sees those only.
-        let mut storage = vec![0u8; 24];
+        let mut storage = vec![0u8; room];
         let mut buf = ReadBuf::new(&mut storage);
-        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_ready());
-        assert_eq!(buf.filled().len(), 24);
+        match Pin::new(io).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(result) => Some(result.map(|()| buf.filled().len()).unwrap()),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn the_tap_sees_bytes_as_h2_gets_them_and_a_cut_drops_what_is_kept() {
+        let (mut io, shown) = cutting_at(50);
+        // h2 has room for 24 bytes (its preface): the tap sees those only.
+        assert_eq!(hand_over(&mut io, 24), Some(24));
         assert_eq!(*shown.lock().unwrap(), [24]);
         // The 76 bytes kept come next, cut at byte 50.
-        let mut storage = vec![0u8; 1024];
-        let mut buf = ReadBuf::new(&mut storage);
-        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_ready());
-        assert_eq!(buf.filled().len(), 26);
+        assert_eq!(hand_over(&mut io, 1024), Some(26));
         assert_eq!(*shown.lock().unwrap(), [24, 76]);
         // Nothing more, neither kept bytes nor a read of the stream.
-        let mut buf = ReadBuf::new(&mut storage);
-        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
+        assert_eq!(hand_over(&mut io, 1024), None);
         assert_eq!(io.inner.offered.len(), 1);
         assert_eq!(*shown.lock().unwrap(), [24, 76]);
     }
 
     #[test]
     fn a_cut_inside_a_small_hand_over_drops_the_rest_of_what_is_kept() {
-        let shown = Arc::new(Mutex::new(Vec::new()));
-        let mut io = H2Adapter::with_tap(
-            Source {
-                chunk: 100,
-                offered: Vec::new(),
-            },
-            Some(Box::new(Cutting {
-                shown: shown.clone(),
-                seen: 0,
-                cut_at: 30,
-            })),
-        );
-        let waker = futures::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut storage = vec![0u8; 1024];
-        let mut hand_over = |room: usize| {
-            let mut buf = ReadBuf::new(&mut storage[..room]);
-            match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
-                Poll::Ready(result) => Some(result.map(|()| buf.filled().len()).unwrap()),
-                Poll::Pending => None,
-            }
-        };
+        let (mut io, shown) = cutting_at(30);
         // 100 bytes read; h2 takes 24, then 10 of which the tap passes 6.
-        assert_eq!(hand_over(24), Some(24));
-        assert_eq!(hand_over(10), Some(6));
+        assert_eq!(hand_over(&mut io, 24), Some(24));
+        assert_eq!(hand_over(&mut io, 10), Some(6));
         // The 66 bytes still kept are dropped, unseen.
-        assert_eq!(hand_over(1024), None);
+        assert_eq!(hand_over(&mut io, 1024), None);
         assert_eq!(*shown.lock().unwrap(), [24, 10]);
         // A read with no room hands over nothing and shows the tap nothing.
-        assert_eq!(hand_over(0), Some(0));
+        assert_eq!(hand_over(&mut io, 0), Some(0));
         assert_eq!(*shown.lock().unwrap(), [24, 10]);
         assert_eq!(io.inner.offered.len(), 1);
     }
