@@ -63,7 +63,10 @@
 //! - `libp2p` (feature `libp2p`): `GrpcStream`, gRPC between libp2p peers;
 //! - [`interceptors`]: ready-made interceptors (`Tracing`, `Metrics`).
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// One exception, allowed where it stands with its proof: the `BufMut` that
+// keeps large byte fields out of a send batch (`wire/framing/encode.rs`).
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "unstable-internals")]
 pub mod wire;

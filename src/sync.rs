@@ -198,6 +198,17 @@ impl Reservation {
         self.bytes += std::mem::take(&mut other.bytes);
     }
 
+    /// Takes `bytes` of this reservation (or all it has, if fewer) into a
+    /// reservation of their own.
+    pub(crate) fn split_off(&mut self, bytes: usize) -> Reservation {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        Reservation {
+            budget: self.budget.clone(),
+            bytes,
+        }
+    }
+
     /// `data`, holding this reservation until the last copy of it is
     /// dropped: handed to h2, the bytes stay counted for as long as h2
     /// queues them (up to its send buffer per stream), not only until
@@ -351,6 +362,23 @@ mod tests {
         drop(wait);
         assert!(!budget.is_spent());
         drop(c);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_split_reservation_gives_back_each_part_as_it_goes() {
+        let budget = Budget::new(100);
+        let mut whole = block_on(budget.reserve(100)).unwrap();
+        let first = whole.split_off(30);
+        // More than is left: all of it, no more.
+        let second = whole.split_off(80);
+        assert_eq!((first.bytes(), second.bytes(), whole.bytes()), (30, 70, 0));
+        drop(whole);
+        assert_eq!(budget.used(), 100);
+        let held = first.hold(bytes::Bytes::from_static(b"chunk"));
+        drop(second);
+        assert_eq!(budget.used(), 30);
+        drop(held);
         assert_eq!(budget.used(), 0);
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::{Stream, StreamExt};
 use h2::SendStream;
@@ -21,10 +21,10 @@ use crate::http2::deadline;
 use crate::http2::errors::status_from_h2;
 use crate::http2::observe::{CallCounters, CallKind};
 use crate::http2::recv::{OpenedHead, PendingHead, RecvBody};
-use crate::http2::send::{fill_batch, send_data, Filled};
+use crate::http2::send::{fill_batch, send_batch, Filled};
 use crate::rt::Sleep;
 use crate::wire::compression::{CompressionEncoding, MessageCompression};
-use crate::wire::framing::{encode_message, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::wire::framing::{Batch, EncodeBuf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::wire::headers;
 use crate::{Code, MetadataMap, Request, Response, Status, Streaming};
 
@@ -400,18 +400,17 @@ impl Grpc {
         &self,
         message: &M,
         observer: Option<&CallObserver>,
-    ) -> Result<Bytes, Status> {
-        let mut buf = BytesMut::new();
-        encode_message(
+    ) -> Result<Batch, Status> {
+        let mut buf = EncodeBuf::default();
+        buf.encode(
             message,
             self.send_compression,
             self.max_encoding_message_size,
-            &mut buf,
         )?;
         if let Some(observer) = observer {
             observer.counters().sent(1, buf.len() as u64);
         }
-        Ok(buf.freeze())
+        Ok(buf.take())
     }
 
     /// The observer of a call, when the channel has interceptors.
@@ -518,7 +517,7 @@ impl Grpc {
         path: &'static str,
         metadata: &MetadataMap,
         attempt: &mut Attempt,
-        payload: Bytes,
+        payload: Batch,
     ) -> Result<(MetadataMap, RecvBody), Status> {
         let (policy, throttle) = self.channel.retry_policy(path);
         let mut retries = Retries::first();
@@ -559,7 +558,7 @@ impl Grpc {
         path: &'static str,
         metadata: &MetadataMap,
         call_attempt: &Attempt,
-        payload: Bytes,
+        payload: Batch,
     ) -> Result<(MetadataMap, RecvBody), Status> {
         let mut attempt = 1;
         loop {
@@ -620,7 +619,7 @@ impl Grpc {
         if let Some(log) = log {
             let replay = crate::sync::lock(log).batches();
             for (batch, ended) in replay {
-                if send_data(&mut send, batch, ended).await.is_err() || ended {
+                if send_batch(&mut send, batch, ended).await.is_err() || ended {
                     return Ok(());
                 }
             }
@@ -650,12 +649,12 @@ impl Grpc {
             if let Some(log) = log {
                 crate::sync::lock(log).record(&batch, ended);
             }
-            if send_data(&mut send, batch, ended).await.is_err() || ended {
+            if send_batch(&mut send, batch, ended).await.is_err() || ended {
                 return Ok(());
             }
         }
         if let Some(log) = log {
-            crate::sync::lock(log).record(&Bytes::new(), true);
+            crate::sync::lock(log).record(&Batch::default(), true);
         }
         let _ = send.send_data(Bytes::new(), true);
         Ok(())
@@ -668,8 +667,11 @@ impl Grpc {
 /// it until the window allows adds nothing, and a new stream has no capacity
 /// until the connection task has opened it, so waiting would send the
 /// HEADERS and DATA frames in two writes (and cost a task switch).
-fn send_single(send: &mut SendStream<Bytes>, payload: Bytes) -> Result<(), h2::Error> {
-    send.send_data(payload, true)
+fn send_single(send: &mut SendStream<Bytes>, payload: Batch) -> Result<(), h2::Error> {
+    for (chunk, last) in payload.into_chunks() {
+        send.send_data(chunk, last)?;
+    }
+    Ok(())
 }
 
 /// How often a unary or server-streaming request refused before processing

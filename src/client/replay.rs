@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use crate::wire::framing::Batch;
 use futures::Stream;
 
 /// How many bytes of sent requests a call keeps for a retry (grpc-go's
@@ -49,7 +49,7 @@ impl<S: Stream> Stream for SharedSource<S> {
 /// the request stream, up to [`RETRY_BUFFER_LIMIT`] bytes.
 #[derive(Debug, Default)]
 pub(crate) struct ReplayLog {
-    batches: Vec<(Bytes, bool)>,
+    batches: Vec<(Batch, bool)>,
     bytes: usize,
     overflowed: bool,
 }
@@ -60,7 +60,7 @@ pub(crate) type SharedLog = Arc<Mutex<ReplayLog>>;
 impl ReplayLog {
     /// Notes a batch about to be sent (before it is, so that an attempt
     /// stopped in the middle of sending has it logged).
-    pub(crate) fn record(&mut self, batch: &Bytes, ended: bool) {
+    pub(crate) fn record(&mut self, batch: &Batch, ended: bool) {
         if self.overflowed {
             return;
         }
@@ -79,7 +79,7 @@ impl ReplayLog {
     }
 
     /// The batches to send again, in order.
-    pub(crate) fn batches(&self) -> Vec<(Bytes, bool)> {
+    pub(crate) fn batches(&self) -> Vec<(Batch, bool)> {
         self.batches.clone()
     }
 }
@@ -87,20 +87,21 @@ impl ReplayLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures::StreamExt;
 
     #[test]
     fn the_log_keeps_batches_until_the_limit_then_nothing() {
         let mut log = ReplayLog::default();
         let half = Bytes::from(vec![0u8; RETRY_BUFFER_LIMIT / 2]);
-        log.record(&half, false);
-        log.record(&half, false);
+        log.record(&half.clone().into(), false);
+        log.record(&half.into(), false);
         assert!(!log.overflowed());
         assert_eq!(log.batches().len(), 2);
-        log.record(&Bytes::from_static(b"x"), true);
+        log.record(&Bytes::from_static(b"x").into(), true);
         assert!(log.overflowed());
         assert!(log.batches().is_empty());
-        log.record(&Bytes::from_static(b"y"), true);
+        log.record(&Bytes::from_static(b"y").into(), true);
         assert!(log.batches().is_empty());
     }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use h2::SendStream;
 
-use crate::wire::framing::EncodeBuf;
+use crate::wire::framing::{Batch, EncodeBuf};
 
 /// Sends `data` on `stream`, waiting for flow-control capacity as needed, and
 /// ends the stream when `end_of_stream` is set.
@@ -45,6 +45,19 @@ pub(crate) async fn send_data(
         }
         let chunk = data.split_to(granted.min(data.len()));
         stream.send_data(chunk, end_of_stream && data.is_empty())?;
+    }
+    Ok(())
+}
+
+/// Sends `batch`'s chunks on `stream` in order with [`send_data`], ending
+/// the stream with the last when `end_of_stream` is set.
+pub(crate) async fn send_batch(
+    stream: &mut SendStream<Bytes>,
+    batch: Batch,
+    end_of_stream: bool,
+) -> Result<(), h2::Error> {
+    for (chunk, last) in batch.into_chunks() {
+        send_data(stream, chunk, end_of_stream && last).await?;
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::http2::send::{fill_batch, Filled};
 use crate::request::RequestExtensions;
 use crate::sync::{Budget, Reservation, Signal, TrackerGuard};
 use crate::wire::compression::{CompressionEncoding, CompressionOverride, MessageCompression};
-use crate::wire::framing::{EncodeBuf, HEADER_LEN};
+use crate::wire::framing::{Batch, EncodeBuf, HEADER_LEN};
 use crate::wire::headers;
 use crate::{MetadataMap, Request, Response, Status, Streaming};
 
@@ -424,9 +424,9 @@ impl ResponseSink {
         }
     }
 
-    async fn send_data(&mut self, data: Bytes) -> Result<(), h2::Error> {
+    async fn send_batch(&mut self, batch: Batch) -> Result<(), h2::Error> {
         match self.send.as_mut() {
-            Some(send) => crate::http2::send::send_data(send, data, false).await,
+            Some(send) => crate::http2::send::send_batch(send, batch, false).await,
             None => Err(h2::Error::from(h2::Reason::INTERNAL_ERROR)),
         }
     }
@@ -592,9 +592,10 @@ where
                         Reserved::Over(status) => return sink.finish(&status, Some(&trailers)),
                     }
                 }
-                batch = reservation.hold(batch);
+                // Each chunk holds its own bytes of the reservation.
+                batch = batch.map(|chunk| reservation.split_off(chunk.len()).hold(chunk));
             }
-            if let Err(err) = sink.send_data(batch).await {
+            if let Err(err) = sink.send_batch(batch).await {
                 tracing::debug!(%err, "response stream closed while sending");
                 return;
             }

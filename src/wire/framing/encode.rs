@@ -1,6 +1,7 @@
 //! Encoding: one message into a 5-byte header and its payload.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::buf::UninitSlice;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::HEADER_LEN;
 use crate::wire::compression::{compress, CompressionEncoding};
@@ -21,16 +22,37 @@ pub fn encode_message<M: prost::Message>(
     max_message_size: usize,
     buf: &mut BytesMut,
 ) -> Result<(), Status> {
+    encode_into(msg, compression, max_message_size, buf, None)
+}
+
+/// [`encode_message`], with large owned byte fields moved to `spliced`
+/// instead of copied (see [`Splicing`]) when `spliced` is given.
+fn encode_into<M: prost::Message>(
+    msg: &M,
+    compression: Option<CompressionEncoding>,
+    max_message_size: usize,
+    buf: &mut BytesMut,
+    spliced: Option<&mut Vec<Bytes>>,
+) -> Result<(), Status> {
     let start = buf.len();
     match compression {
         None => {
             let len = msg.encoded_len();
             check_len(len, max_message_size)?;
+            // The whole message's room, spliced fields included: room never
+            // written is never touched, so it costs address space only.
             buf.reserve(HEADER_LEN + len);
             buf.put_u8(0);
             // `check_len` made sure it fits in u32.
             buf.put_u32(len as u32);
-            if let Err(e) = msg.encode(buf) {
+            let encoded = match spliced {
+                Some(parts) => msg.encode(&mut Splicing { buf, parts }),
+                None => msg.encode(buf),
+            };
+            if let Err(e) = encoded {
+                // prost fails before it writes anything (the room check), so
+                // nothing of this message was spliced out: `start` still
+                // indexes `buf`.
                 buf.truncate(start);
                 return Err(Status::internal(format!("failed to encode message: {e}")));
             }
@@ -55,6 +77,120 @@ pub fn encode_message<M: prost::Message>(
     Ok(())
 }
 
+/// An owned byte field at least this long is sent from its own memory
+/// instead of being copied into the batch: one DATA frame more (the bytes
+/// before it), against a copy of 64 KiB or more.
+const SPLICE_AT: usize = 64 * 1024;
+
+/// A batch's buffer as prost writes into it, keeping large byte fields out
+/// of it: prost hands a `bytes::Bytes` field to [`BufMut::put`], and a
+/// `Bytes` gives itself away without a copy (`copy_to_bytes` is a
+/// `split_to`). A field of [`SPLICE_AT`] bytes or more ends the buffer's
+/// current chunk (pushed to `parts`) and becomes a chunk of its own; the
+/// message goes on in the buffer. A `Vec<u8>` field (a `&[u8]` to `put`)
+/// is copied once either way, into a chunk of its own.
+struct Splicing<'a> {
+    buf: &'a mut BytesMut,
+    parts: &'a mut Vec<Bytes>,
+}
+
+// SAFETY: `BufMut` is unsafe to implement because callers write through
+// `chunk_mut` and then claim the bytes with `advance_mut`, trusting that
+// the two describe the same memory. Both forward to the one `BytesMut`,
+// unchanged, so they hold `BytesMut`'s own guarantees; `remaining_mut`
+// forwards too. The other methods write only through `BytesMut`'s safe
+// API, or push whole `Bytes` to `parts`, never touching `buf`'s memory.
+#[allow(unsafe_code)]
+unsafe impl BufMut for Splicing<'_> {
+    fn remaining_mut(&self) -> usize {
+        self.buf.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller's promise (`cnt` bytes of `chunk_mut`, which
+        // is `buf`'s, are initialised) is the one `BytesMut` needs.
+        unsafe { self.buf.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        self.buf.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        self.buf.put_slice(src);
+    }
+
+    fn put_u8(&mut self, n: u8) {
+        self.buf.put_u8(n);
+    }
+
+    fn put<T: Buf>(&mut self, mut src: T) {
+        let len = src.remaining();
+        if len < SPLICE_AT {
+            self.buf.put(src);
+            return;
+        }
+        if !self.buf.is_empty() {
+            self.parts.push(self.buf.split().freeze());
+        }
+        self.parts.push(src.copy_to_bytes(len));
+    }
+}
+
+/// A batch of framed messages as it leaves: the send buffer's bytes, in
+/// one chunk, or in several with large byte fields between them (see
+/// [`Splicing`]). Sent chunk after chunk, in order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Batch {
+    /// The chunks before the last, in order.
+    first: Vec<Bytes>,
+    last: Bytes,
+}
+
+impl Batch {
+    /// Bytes in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.first.iter().map(Bytes::len).sum::<usize>() + self.last.len()
+    }
+
+    /// Whether the batch is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The chunks, in order, each with whether it is the last.
+    pub(crate) fn into_chunks(self) -> impl Iterator<Item = (Bytes, bool)> {
+        let first = self.first.into_iter().map(|chunk| (chunk, false));
+        first.chain(std::iter::once((self.last, true)))
+    }
+
+    /// The batch with each chunk replaced by `f`'s answer for it.
+    pub(crate) fn map(self, mut f: impl FnMut(Bytes) -> Bytes) -> Batch {
+        Batch {
+            first: self.first.into_iter().map(&mut f).collect(),
+            last: f(self.last),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Batch {
+    /// The batch's one chunk (it must have only one).
+    fn single(self) -> Bytes {
+        assert!(self.first.is_empty(), "{} chunks", self.first.len() + 1);
+        self.last
+    }
+}
+
+impl From<Bytes> for Batch {
+    fn from(last: Bytes) -> Self {
+        Batch {
+            first: Vec::new(),
+            last,
+        }
+    }
+}
+
 /// The largest batch whose memory a send buffer keeps for the next ones
 /// (a stream of 1 MiB messages still reuses its two buffers).
 const KEEP_AT_MOST: usize = 2 * 1024 * 1024;
@@ -70,6 +206,8 @@ const KEEP_AT_MOST: usize = 2 * 1024 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct EncodeBuf {
     current: BytesMut,
+    /// The batch's chunks before `current`'s bytes (see [`Splicing`]).
+    spliced: Vec<Bytes>,
     spare: BytesMut,
     /// The length of the last batch taken: what the next one likely needs
     /// (a hint only; encoding reserves what it really needs).
@@ -86,7 +224,7 @@ impl EncodeBuf {
         compression: Option<CompressionEncoding>,
         max_message_size: usize,
     ) -> Result<(), Status> {
-        if self.current.is_empty() {
+        if self.is_empty() {
             self.pick(self.last);
             if self.is_fresh() && self.current.capacity() == 0 && compression.is_none() {
                 // Nothing allocated yet: exactly the first message's room
@@ -95,7 +233,13 @@ impl EncodeBuf {
                 self.current = BytesMut::with_capacity(HEADER_LEN + msg.encoded_len());
             }
         }
-        encode_message(msg, compression, max_message_size, &mut self.current)?;
+        encode_into(
+            msg,
+            compression,
+            max_message_size,
+            &mut self.current,
+            Some(&mut self.spliced),
+        )?;
         self.messages += 1;
         Ok(())
     }
@@ -120,12 +264,12 @@ impl EncodeBuf {
 
     /// Bytes in the batch.
     pub(crate) fn len(&self) -> usize {
-        self.current.len()
+        self.spliced.iter().map(Bytes::len).sum::<usize>() + self.current.len()
     }
 
     /// Whether the batch is empty.
     pub(crate) fn is_empty(&self) -> bool {
-        self.current.is_empty()
+        self.spliced.is_empty() && self.current.is_empty()
     }
 
     /// Messages in the batch.
@@ -134,20 +278,30 @@ impl EncodeBuf {
     }
 
     /// Takes the batch out.
-    pub(crate) fn take(&mut self) -> Bytes {
-        if self.is_fresh() && self.current.len() == self.current.capacity() {
+    pub(crate) fn take(&mut self) -> Batch {
+        let first = std::mem::take(&mut self.spliced);
+        if first.is_empty() && self.is_fresh() && self.current.len() == self.current.capacity() {
             // The first batch, in a buffer it fills exactly (a unary call's
             // one message): given away whole, it needs no shared header, an
             // allocation less (finding 16). The next batch allocates anew.
             let batch = std::mem::take(&mut self.current).freeze();
             self.last = batch.len();
             self.messages = 0;
-            return batch;
+            return batch.into();
         }
-        let batch = self.current.split().freeze();
+        let mut batch = Batch {
+            first,
+            last: self.current.split().freeze(),
+        };
+        if batch.last.is_empty() {
+            // The batch ended with a spliced field: no empty chunk to send.
+            if let Some(last) = batch.first.pop() {
+                batch.last = last;
+            }
+        }
         self.last = batch.len();
         self.messages = 0;
-        if batch.len() > KEEP_AT_MOST {
+        if self.last > KEEP_AT_MOST {
             // Not kept for reuse: a call that once sent a message this large
             // would hold two such buffers for as long as it runs. The batch
             // frees the memory once it is written out.
@@ -300,7 +454,7 @@ mod tests {
         // The first batch fills its buffer exactly: it is given away whole
         // (no shared header to allocate), and nothing of it is kept.
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
-        let given = buf.take();
+        let given = buf.take().single();
         assert!(given.is_unique());
         let given_len = given.len();
         drop(given);
@@ -311,17 +465,17 @@ mod tests {
         empty
             .encode(&Hello::default(), None, DEFAULT_MAX_MESSAGE_SIZE)
             .unwrap();
-        let given = empty.take();
+        let given = empty.take().single();
         assert_eq!(&given[..], &[0, 0, 0, 0, 0]);
         assert!(given.is_unique());
         drop(given);
         assert!(!empty.current.try_reclaim(HEADER_LEN) && !empty.spare.try_reclaim(HEADER_LEN));
         // From the second batch on, the allocations are kept.
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
-        let first = buf.take();
+        let first = buf.take().single();
         // The first kept batch is still queued: the next goes elsewhere.
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
-        let second = buf.take();
+        let second = buf.take().single();
         assert_ne!(first.as_ptr(), second.as_ptr());
         let first_ptr = first.as_ptr();
         let len = first.len();
@@ -329,7 +483,7 @@ mod tests {
         // Were the memory freed with the batch, this would likely take it.
         let squatter = vec![1u8; len];
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
-        let third = buf.take();
+        let third = buf.take().single();
         assert_eq!(third.as_ptr(), first_ptr);
         assert_eq!(third, second, "the batch still queued is untouched");
         assert_eq!(squatter[0], 1);
@@ -338,7 +492,7 @@ mod tests {
         drop(third);
         buf.encode(&big, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
         assert!(!buf.is_empty());
-        let fourth = buf.take();
+        let fourth = buf.take().single();
         assert_eq!(fourth.as_ptr(), first_ptr);
         assert_eq!(fourth, second);
         // Several small messages make one batch.
@@ -347,7 +501,7 @@ mod tests {
         }
         assert_eq!(buf.len(), 3 * (HEADER_LEN + 4));
         assert_eq!(
-            &buf.take()[..HEADER_LEN + 4],
+            &buf.take().single()[..HEADER_LEN + 4],
             b"\x00\x00\x00\x00\x04\x0a\x02hi"
         );
         assert!(buf.is_empty());
@@ -360,7 +514,7 @@ mod tests {
         };
         let mut buf = EncodeBuf::default();
         buf.encode(&huge, None, usize::MAX).unwrap();
-        let batch = buf.take();
+        let batch = buf.take().single();
         // Only the batch refers to the memory now: it goes when the batch does.
         assert!(batch.is_unique());
         assert_eq!(buf.current.capacity() + buf.spare.capacity(), 0);
@@ -372,14 +526,176 @@ mod tests {
         };
         buf.encode(&exactly, None, usize::MAX).unwrap();
         assert_eq!(buf.len(), KEEP_AT_MOST);
-        assert!(!buf.take().is_unique());
+        assert!(!buf.take().single().is_unique());
         for len in [KEEP_AT_MOST - 16, 1024 * 1024 + 100] {
             let big = Hello {
                 name: "x".repeat(len),
             };
             buf.encode(&big, None, usize::MAX).unwrap();
-            let batch = buf.take();
+            let batch = buf.take().single();
             assert!(!batch.is_unique(), "{len}");
         }
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Blob {
+        #[prost(bytes = "bytes", tag = "1")]
+        data: Bytes,
+        #[prost(string, tag = "2")]
+        name: String,
+        #[prost(bytes = "bytes", tag = "3")]
+        more: Bytes,
+        #[prost(bytes = "vec", tag = "4")]
+        vec: Vec<u8>,
+    }
+
+    fn filled(len: usize, byte: u8) -> Bytes {
+        Bytes::from(vec![byte; len])
+    }
+
+    /// What the copying path makes of `messages`: one buffer.
+    fn copied(messages: &[Blob]) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        for message in messages {
+            encode_message(message, None, usize::MAX, &mut buf).unwrap();
+        }
+        buf.to_vec()
+    }
+
+    /// `messages` in one batch, as chunks.
+    fn batch_of(messages: &[Blob]) -> Vec<Bytes> {
+        let mut buf = EncodeBuf::default();
+        for message in messages {
+            buf.encode(message, None, usize::MAX).unwrap();
+        }
+        let len = buf.len();
+        let chunks: Vec<Bytes> = buf.take().into_chunks().map(|(chunk, _)| chunk).collect();
+        assert_eq!(chunks.iter().map(Bytes::len).sum::<usize>(), len);
+        assert_eq!(chunks.concat(), copied(messages), "the same bytes");
+        chunks
+    }
+
+    #[test]
+    fn a_large_bytes_field_is_sent_from_its_own_memory() {
+        let blob = Blob {
+            data: filled(SPLICE_AT, 1),
+            name: "tail".into(),
+            ..Blob::default()
+        };
+        let chunks = batch_of(std::slice::from_ref(&blob));
+        // Header, tag and length; the field itself; the rest.
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].len(), HEADER_LEN + 1 + 3);
+        assert_eq!(chunks[1].as_ptr(), blob.data.as_ptr(), "not copied");
+        assert_eq!(&chunks[2][..], b"\x12\x04tail");
+        // The chunks decode back to the message.
+        let mut decoder = MessageDecoder::new(usize::MAX);
+        for chunk in chunks {
+            decoder.push(chunk);
+        }
+        let raw = decoder.decode().unwrap().expect("a whole message");
+        let back: Blob =
+            crate::wire::framing::decode_message(raw, None, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        assert_eq!(back, blob);
+    }
+
+    #[test]
+    fn a_field_under_the_threshold_is_copied() {
+        let blob = Blob {
+            data: filled(SPLICE_AT - 1, 1),
+            ..Blob::default()
+        };
+        let chunks = batch_of(&[blob]);
+        assert_eq!(chunks.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_ending_with_a_spliced_field_has_no_empty_chunk() {
+        let small = Blob {
+            name: "first".into(),
+            ..Blob::default()
+        };
+        let big = Blob {
+            data: filled(SPLICE_AT, 2),
+            ..Blob::default()
+        };
+        let chunks = batch_of(&[small.clone(), big.clone()]);
+        // The small message with the big one's header, then the field.
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].as_ptr(), big.data.as_ptr());
+        // A message after it in the same batch goes on in the buffer.
+        let chunks = batch_of(&[big.clone(), small.clone(), big.clone(), small]);
+        assert_eq!(chunks.len(), 5);
+        assert_eq!(chunks[1].as_ptr(), big.data.as_ptr());
+        assert_eq!(chunks[3].as_ptr(), big.data.as_ptr());
+        assert!(chunks.iter().all(|chunk| !chunk.is_empty()));
+    }
+
+    #[test]
+    fn two_large_fields_of_one_message_are_both_spliced() {
+        let blob = Blob {
+            data: filled(SPLICE_AT, 3),
+            name: "between".into(),
+            more: filled(2 * SPLICE_AT, 4),
+            ..Blob::default()
+        };
+        let chunks = batch_of(std::slice::from_ref(&blob));
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(chunks[1].as_ptr(), blob.data.as_ptr());
+        assert_eq!(chunks[3].as_ptr(), blob.more.as_ptr());
+    }
+
+    #[test]
+    fn a_large_vec_field_is_copied_once_into_a_chunk_of_its_own() {
+        let blob = Blob {
+            vec: vec![5; SPLICE_AT],
+            ..Blob::default()
+        };
+        let chunks = batch_of(std::slice::from_ref(&blob));
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(&chunks[1][..], &blob.vec[..]);
+        assert_ne!(chunks[1].as_ptr(), blob.vec.as_ptr());
+    }
+
+    #[test]
+    fn compressed_messages_are_not_spliced() {
+        let blob = Blob {
+            data: filled(SPLICE_AT, 6),
+            ..Blob::default()
+        };
+        let mut buf = EncodeBuf::default();
+        buf.encode(&blob, Some(CompressionEncoding::Gzip), usize::MAX)
+            .unwrap();
+        let batch = buf.take().single();
+        assert_eq!(batch[0], 1, "compressed");
+    }
+
+    #[test]
+    fn mapped_chunks_keep_their_order_and_last_mark() {
+        let blob = Blob {
+            data: filled(SPLICE_AT, 7),
+            name: "x".into(),
+            ..Blob::default()
+        };
+        let mut buf = EncodeBuf::default();
+        buf.encode(&blob, None, usize::MAX).unwrap();
+        let batch = buf.take();
+        let lens: Vec<usize> = batch.clone().into_chunks().map(|(c, _)| c.len()).collect();
+        let mut seen = Vec::new();
+        let mapped = batch.map(|chunk| {
+            seen.push(chunk.len());
+            chunk.slice(1..)
+        });
+        assert_eq!(seen, lens);
+        let marks: Vec<(usize, bool)> = mapped
+            .into_chunks()
+            .map(|(chunk, last)| (chunk.len(), last))
+            .collect();
+        let expected: Vec<(usize, bool)> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, len)| (len - 1, i == lens.len() - 1))
+            .collect();
+        assert_eq!(marks, expected);
     }
 }

@@ -12,7 +12,7 @@ mod encode;
 
 pub use decode::{decode_message, DecodeError, MessageDecoder, RawMessage};
 pub use encode::encode_message;
-pub(crate) use encode::EncodeBuf;
+pub(crate) use encode::{Batch, EncodeBuf};
 
 /// The length of a message header: 1 flag byte and a 4-byte length.
 pub const HEADER_LEN: usize = 5;
