@@ -16,6 +16,7 @@ use async_io::Async;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::StreamExt;
 
+use super::readiness::Registration;
 use super::{Connecting, Incoming, Resolving};
 use crate::io::BoxIo;
 
@@ -94,24 +95,36 @@ pub(crate) fn incoming(listener: TcpListener) -> io::Result<Incoming> {
 ///   woken for unconsumed when its read succeeds, and the next wait then
 ///   returned at once, for a read that found nothing (once per round trip
 ///   on the server's side of a ping-pong);
+/// - a drained socket that [`crate::rt::block_on`] saw become readable
+///   between tasks (see [`readiness`](super::readiness)) is read without
+///   asking async-io first;
 /// - closing it (`poll_close`) shuts the write half down, so the peer reads
 ///   EOF (`Async`'s own `poll_close` only flushes).
 #[derive(Debug)]
 pub(crate) struct AsyncIoTcp {
     io: Async<TcpStream>,
     drained: bool,
+    /// The socket's readiness hints (dropped after `io` closes the socket).
+    hint: Option<Registration>,
     /// Reads tried on the socket.
     #[cfg(test)]
     reads: usize,
+    /// Waits for readiness asked of async-io.
+    #[cfg(test)]
+    waits: usize,
 }
 
 impl AsyncIoTcp {
     pub(crate) fn new(io: Async<TcpStream>) -> Self {
+        let hint = Registration::new(io.get_ref());
         AsyncIoTcp {
             io,
             drained: false,
+            hint,
             #[cfg(test)]
             reads: 0,
+            #[cfg(test)]
+            waits: 0,
         }
     }
 
@@ -123,7 +136,10 @@ impl AsyncIoTcp {
 
     /// The `async-io` handle of the socket.
     #[cfg_attr(not(feature = "libp2p"), allow(dead_code))]
-    pub(crate) fn into_inner(self) -> Async<TcpStream> {
+    pub(crate) fn into_inner(mut self) -> Async<TcpStream> {
+        if let Some(hint) = self.hint.take() {
+            hint.end(self.io.get_ref());
+        }
         self.io
     }
 }
@@ -139,7 +155,15 @@ impl AsyncRead for AsyncIoTcp {
         }
         loop {
             if self.drained {
-                ready!(self.io.poll_readable(cx))?;
+                // Seen readable between tasks: no need to ask async-io.
+                let hinted = self.hint.as_ref().is_some_and(|hint| hint.take(cx.waker()));
+                if !hinted {
+                    #[cfg(test)]
+                    {
+                        self.waits += 1;
+                    }
+                    ready!(self.io.poll_readable(cx))?;
+                }
                 self.drained = false;
             }
             #[cfg(test)]
@@ -203,6 +227,33 @@ mod tests {
                 assert_eq!(tried, if round == 1 { 2 } else { 1 }, "round {round}");
             }
         });
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_seen_readable_between_tasks_is_read_without_asking_async_io() {
+        use std::io::Write;
+        let (mut writer, reader) = crate::rt::readiness::tests::pair();
+        let mut server = AsyncIoTcp::new(Async::new(reader).unwrap());
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 64];
+        // Nothing yet: the read finds nothing and waits on async-io.
+        assert!(Pin::new(&mut server)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending());
+        assert_eq!((server.reads, server.waits), (1, 1));
+        writer.write_all(b"ping").unwrap();
+        crate::rt::readiness::tests::look_until_marked(server.hint.as_ref().unwrap());
+        // Marked: one read, and async-io is not asked.
+        let read = Pin::new(&mut server).poll_read(&mut cx, &mut buf);
+        assert!(matches!(read, Poll::Ready(Ok(4))), "{read:?}");
+        assert_eq!((server.reads, server.waits), (2, 1));
+        // Drained again: the next read waits, on async-io too.
+        assert!(Pin::new(&mut server)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending());
+        assert_eq!((server.reads, server.waits), (2, 2));
     }
 
     /// Lets the other side of a `join!` run first.

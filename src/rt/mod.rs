@@ -38,6 +38,7 @@ use crate::error::Error;
 use crate::io::BoxIo;
 
 pub(crate) mod async_io;
+mod readiness;
 #[cfg(unix)]
 pub(crate) use self::async_io::{unix_connect, unix_incoming};
 #[cfg(feature = "async-std")]

@@ -112,7 +112,12 @@ fn start_background() {
 pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     DRIVERS.fetch_add(1, Ordering::SeqCst);
     let _leave = Leave;
-    ::smol::block_on(Drive::new(pin!(future), &EXECUTOR, SLICE))
+    ::smol::block_on(Drive::new(
+        pin!(future),
+        &EXECUTOR,
+        SLICE,
+        super::readiness::poll,
+    ))
 }
 
 /// Leaves [`block_on`]: if it was the last driver and tasks remain, the
@@ -128,33 +133,40 @@ impl Drop for Leave {
 }
 
 /// The future `block_on` hands async-io: the caller's future, then up to a
-/// [`SLICE`] of tasks, then (when none is left) a wait for the next one.
+/// [`SLICE`] of tasks, then (when none is left) a look at the sockets'
+/// readiness, then a wait for the next wake.
 struct Drive<'a, F> {
     future: Pin<&'a mut F>,
     /// [`EXECUTOR`], but for tests.
     executor: &'static ::smol::Executor<'static>,
     /// [`SLICE`], but for tests.
     slice: Duration,
-    /// How the caller's future is woken.
-    caller: Arc<CallerWake>,
-    /// `caller` as a waker, made once.
-    caller_waker: Waker,
+    /// Looks for sockets that became readable and wakes their readers:
+    /// [`super::readiness::poll`], but for tests.
+    look: fn() -> bool,
+    /// How the caller's future and the executor's next tick are woken.
+    wake: Arc<DriveWake>,
+    /// `wake` as a waker, made once.
+    waker: Waker,
     /// `executor.tick()` while no task is ready: it runs the next one.
     waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-/// The caller's future's waker. A wake from a task that `Drive` is running
-/// only marks the future for another poll in the same turn; any other wake
-/// (the reactor's, another thread's) goes to async-io's `block_on` too.
+/// The waker of the caller's future and of the executor's next tick. A
+/// wake while `Drive` is in its poll (from a task it runs, or from a socket
+/// it saw become readable) only marks `Drive` for another round in the same
+/// turn; any other wake (the reactor's, another thread's) goes to
+/// async-io's `block_on` too.
 ///
 /// A `main` that makes calls awaits responses that the connection's task,
 /// run by `Drive`, hands over. Waking async-io there would make it poll the
 /// reactor once more (an `epoll_pwait` and four system calls around it)
 /// before the future could go on: a third reactor turn per round trip of a
-/// ping-pong, where two are needed.
+/// ping-pong, where two are needed. The same holds for a task woken by
+/// another, or by a readable socket.
 #[derive(Default)]
-struct CallerWake {
-    /// The future was woken since its last poll.
+struct DriveWake {
+    /// Woken since the round began.
     woken: AtomicBool,
     /// `Drive` is in its poll: it looks at `woken` before returning.
     polling: AtomicBool,
@@ -162,7 +174,7 @@ struct CallerWake {
     outer: AtomicWaker,
 }
 
-impl Wake for CallerWake {
+impl Wake for DriveWake {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -181,14 +193,16 @@ impl<'a, F> Drive<'a, F> {
         future: Pin<&'a mut F>,
         executor: &'static ::smol::Executor<'static>,
         slice: Duration,
+        look: fn() -> bool,
     ) -> Self {
-        let caller = Arc::new(CallerWake::default());
+        let wake = Arc::new(DriveWake::default());
         Drive {
             future,
             executor,
             slice,
-            caller_waker: Waker::from(caller.clone()),
-            caller,
+            look,
+            waker: Waker::from(wake.clone()),
+            wake,
             waiting: None,
         }
     }
@@ -199,24 +213,31 @@ impl<F: Future> Future for Drive<'_, F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        this.caller.outer.register(cx.waker());
+        this.wake.outer.register(cx.waker());
+        let waker = this.waker.clone();
         let start = Instant::now();
-        // The caller's future, then tasks until none is ready; again while
-        // the future was woken meanwhile and the slice lasts.
+        // The caller's future, then tasks until none is ready, then the
+        // sockets' readiness; again while something was woken meanwhile and
+        // the slice lasts.
         loop {
-            this.caller.polling.store(true, Ordering::SeqCst);
-            this.caller.woken.store(false, Ordering::SeqCst);
-            let mut caller_cx = Context::from_waker(&this.caller_waker);
-            let polled = this.future.as_mut().poll(&mut caller_cx);
-            let idle = polled.is_pending() && this.run_tasks(cx, start);
-            // `SeqCst` here and in `CallerWake`: either a wake sees
-            // `polling` cleared and wakes async-io itself, or it is seen in
-            // `woken` below.
-            this.caller.polling.store(false, Ordering::SeqCst);
+            this.wake.polling.store(true, Ordering::SeqCst);
+            this.wake.woken.store(false, Ordering::SeqCst);
+            let mut inner = Context::from_waker(&waker);
+            let polled = this.future.as_mut().poll(&mut inner);
+            let idle = polled.is_pending() && this.run_tasks(&mut inner, start);
+            if idle {
+                // Readers of sockets that became readable are woken (so
+                // `woken` is set) without a turn of async-io's reactor.
+                (this.look)();
+            }
+            // `SeqCst` here and in `DriveWake`: either a wake sees `polling`
+            // cleared and wakes async-io itself, or it is seen in `woken`
+            // below.
+            this.wake.polling.store(false, Ordering::SeqCst);
             if polled.is_ready() {
                 return polled;
             }
-            if idle && !this.caller.woken.load(Ordering::SeqCst) {
+            if idle && !this.wake.woken.load(Ordering::SeqCst) {
                 return Poll::Pending;
             }
             if !idle || start.elapsed() >= this.slice {
@@ -272,6 +293,22 @@ mod tests {
     /// A slice no test reaches.
     const LONG: Duration = Duration::from_secs(3600);
 
+    static READING: ::smol::Executor<'static> = ::smol::Executor::new();
+
+    /// A look at the sockets that finds none readable.
+    fn nothing() -> bool {
+        false
+    }
+
+    /// The reader [`readable`] wakes, as a socket's readiness would.
+    static READER: std::sync::Mutex<Option<Waker>> = std::sync::Mutex::new(None);
+
+    /// A look at the sockets that finds `READER`'s readable.
+    fn readable() -> bool {
+        let reader = READER.lock().unwrap().take();
+        reader.map(Waker::wake).is_some()
+    }
+
     /// Counts the wakes async-io's `block_on` would get.
     #[derive(Default)]
     struct CountWakes(AtomicU32);
@@ -305,10 +342,39 @@ mod tests {
             }
             Pin::new(&mut replied).poll(cx).map(Result::unwrap)
         }));
-        let mut drive = pin!(Drive::new(future.as_mut(), &ANSWERING, LONG));
+        let mut drive = pin!(Drive::new(future.as_mut(), &ANSWERING, LONG, nothing));
         let polled = drive.as_mut().poll(&mut Context::from_waker(&waker));
         assert_eq!(polled, Poll::Ready(7));
         // async-io was not woken: it would have turned the reactor first.
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_reader_whose_socket_became_readable_goes_on_in_the_same_turn() {
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(wakes.clone());
+        let (reply, mut replied) = futures::channel::oneshot::channel::<u32>();
+        let mut reply = Some(reply);
+        let mut waited = false;
+        // A task waits for its socket (its waker is the socket's reader),
+        // then answers the caller's future.
+        READING
+            .spawn(std::future::poll_fn(move |cx| {
+                if !std::mem::replace(&mut waited, true) {
+                    *READER.lock().unwrap() = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                if let Some(reply) = reply.take() {
+                    let _ = reply.send(9);
+                }
+                Poll::Ready(())
+            }))
+            .detach();
+        let mut future = pin!(std::future::poll_fn(|cx| Pin::new(&mut replied).poll(cx)));
+        let mut drive = pin!(Drive::new(future.as_mut(), &READING, LONG, readable));
+        let polled = drive.as_mut().poll(&mut Context::from_waker(&waker));
+        // Out of tasks, `Drive` looked, and the woken reader ran at once.
+        assert_eq!(polled, Poll::Ready(Ok(9)));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
     }
 
@@ -325,7 +391,8 @@ mod tests {
         let mut drive = pin!(Drive::new(
             future.as_mut(),
             &IDLE,
-            Duration::from_millis(100)
+            Duration::from_millis(100),
+            nothing
         ));
         let polled = drive.as_mut().poll(&mut Context::from_waker(&waker));
         assert_eq!(polled, Poll::Pending);
@@ -340,7 +407,7 @@ mod tests {
         let waker = Waker::from(wakes.clone());
         let (tx, mut rx) = futures::channel::oneshot::channel::<()>();
         let mut future = pin!(std::future::poll_fn(|cx| Pin::new(&mut rx).poll(cx)));
-        let mut drive = pin!(Drive::new(future.as_mut(), &IDLE_TOO, LONG));
+        let mut drive = pin!(Drive::new(future.as_mut(), &IDLE_TOO, LONG, nothing));
         assert!(drive
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
