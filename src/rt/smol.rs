@@ -225,9 +225,12 @@ impl<F: Future> Future for Drive<'_, F> {
             let mut inner = Context::from_waker(&waker);
             let polled = this.future.as_mut().poll(&mut inner);
             let idle = polled.is_pending() && this.run_tasks(&mut inner, start);
-            if idle {
-                // Readers of sockets that became readable are woken (so
-                // `woken` is set) without a turn of async-io's reactor.
+            if idle && !this.wake.woken.load(Ordering::SeqCst) {
+                // Nothing else to do: readers of sockets that became
+                // readable are woken (so `woken` is set) without a turn of
+                // async-io's reactor. (When something was woken, its round
+                // comes first: a ping-pong's caller, handed a response,
+                // sends the next request before there is anything to read.)
                 (this.look)();
             }
             // `SeqCst` here and in `DriveWake`: either a wake sees `polling`
@@ -294,6 +297,7 @@ mod tests {
     const LONG: Duration = Duration::from_secs(3600);
 
     static READING: ::smol::Executor<'static> = ::smol::Executor::new();
+    static LOOKING: ::smol::Executor<'static> = ::smol::Executor::new();
 
     /// A look at the sockets that finds none readable.
     fn nothing() -> bool {
@@ -307,6 +311,14 @@ mod tests {
     fn readable() -> bool {
         let reader = READER.lock().unwrap().take();
         reader.map(Waker::wake).is_some()
+    }
+
+    static LOOKS: AtomicU32 = AtomicU32::new(0);
+
+    /// A look that finds nothing, counted.
+    fn counted() -> bool {
+        LOOKS.fetch_add(1, Ordering::SeqCst);
+        false
     }
 
     /// Counts the wakes async-io's `block_on` would get.
@@ -376,6 +388,24 @@ mod tests {
         // Out of tasks, `Drive` looked, and the woken reader ran at once.
         assert_eq!(polled, Poll::Ready(Ok(9)));
         assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_round_that_woke_something_runs_it_before_looking_at_sockets() {
+        let waker = Waker::from(Arc::new(CountWakes::default()));
+        let mut woke = false;
+        // Woken in its first poll, as a caller handed a response is.
+        let mut future = pin!(std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut woke, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }));
+        let mut drive = pin!(Drive::new(future.as_mut(), &LOOKING, LONG, counted));
+        let polled = drive.as_mut().poll(&mut Context::from_waker(&waker));
+        assert_eq!(polled, Poll::Ready(()));
+        assert_eq!(LOOKS.load(Ordering::SeqCst), 0);
     }
 
     #[test]
