@@ -229,7 +229,7 @@ mod tests {
         });
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "smol"))]
     #[test]
     fn a_socket_seen_readable_between_tasks_is_read_without_asking_async_io() {
         use std::io::Write;

@@ -43,6 +43,7 @@ struct Hint {
 }
 
 #[cfg(target_os = "linux")]
+#[cfg_attr(not(feature = "smol"), allow(dead_code))]
 mod epoll {
     use std::mem::MaybeUninit;
     use std::os::fd::{BorrowedFd, OwnedFd};
@@ -170,9 +171,10 @@ mod epoll {
 }
 
 impl Registration {
-    /// Registers `socket`; `None` where hints are not available.
+    /// Registers `socket`; `None` where hints are not available (not
+    /// Linux, or no `smol` feature: only its `block_on` looks).
     pub(crate) fn new(socket: &TcpStream) -> Option<Self> {
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "smol"))]
         {
             use std::os::fd::AsFd;
             let readiness = epoll::global()?;
@@ -180,7 +182,7 @@ impl Registration {
             let key = readiness.add(socket.as_fd(), hint.clone())?;
             Some(Registration { key, hint })
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(all(target_os = "linux", feature = "smol")))]
         {
             let _ = socket;
             None
@@ -240,7 +242,7 @@ pub(crate) fn poll() -> bool {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", feature = "smol"))]
 pub(crate) mod tests {
     use super::*;
     use std::io::Write;
