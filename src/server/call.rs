@@ -592,8 +592,16 @@ where
                         Reserved::Over(status) => return sink.finish(&status, Some(&trailers)),
                     }
                 }
-                // Each chunk holds its own bytes of the reservation.
-                batch = batch.map(|chunk| reservation.split_off(chunk.len()).hold(chunk));
+                // Each chunk holds its own bytes of the reservation, and
+                // the last the rest (a batch of one chunk: all of it).
+                let mut rest = Some(reservation);
+                batch = batch.map(|chunk, last| match rest.as_mut() {
+                    Some(reservation) if !last => reservation.split_off(chunk.len()).hold(chunk),
+                    _ => match rest.take() {
+                        Some(reservation) => reservation.hold(chunk),
+                        None => chunk,
+                    },
+                });
             }
             if let Err(err) = sink.send_batch(batch).await {
                 tracing::debug!(%err, "response stream closed while sending");

@@ -164,11 +164,20 @@ impl Batch {
         first.chain(std::iter::once((self.last, true)))
     }
 
-    /// The batch with each chunk replaced by `f`'s answer for it.
-    pub(crate) fn map(self, mut f: impl FnMut(Bytes) -> Bytes) -> Batch {
+    /// The batch with each chunk replaced by `f`'s answer for it (told
+    /// whether it is the last).
+    pub(crate) fn map(self, mut f: impl FnMut(Bytes, bool) -> Bytes) -> Batch {
+        let first = if self.first.is_empty() {
+            self.first
+        } else {
+            self.first
+                .into_iter()
+                .map(|chunk| f(chunk, false))
+                .collect()
+        };
         Batch {
-            first: self.first.into_iter().map(&mut f).collect(),
-            last: f(self.last),
+            first,
+            last: f(self.last, true),
         }
     }
 }
@@ -680,22 +689,26 @@ mod tests {
         let mut buf = EncodeBuf::default();
         buf.encode(&blob, None, usize::MAX).unwrap();
         let batch = buf.take();
-        let lens: Vec<usize> = batch.clone().into_chunks().map(|(c, _)| c.len()).collect();
+        let chunks: Vec<(usize, bool)> = batch
+            .clone()
+            .into_chunks()
+            .map(|(chunk, last)| (chunk.len(), last))
+            .collect();
+        assert_eq!(chunks.len(), 3);
         let mut seen = Vec::new();
-        let mapped = batch.map(|chunk| {
-            seen.push(chunk.len());
+        let mapped = batch.map(|chunk, last| {
+            seen.push((chunk.len(), last));
             chunk.slice(1..)
         });
-        assert_eq!(seen, lens);
+        // `f` sees each chunk in order, told which is the last ...
+        assert_eq!(seen, chunks);
+        // ... and its answers keep that order and mark.
         let marks: Vec<(usize, bool)> = mapped
             .into_chunks()
             .map(|(chunk, last)| (chunk.len(), last))
             .collect();
-        let expected: Vec<(usize, bool)> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, len)| (len - 1, i == lens.len() - 1))
-            .collect();
+        let expected: Vec<(usize, bool)> =
+            chunks.iter().map(|&(len, last)| (len - 1, last)).collect();
         assert_eq!(marks, expected);
     }
 }
