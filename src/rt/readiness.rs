@@ -8,11 +8,13 @@
 //! after), and each socket it reports must be armed again (one-shot
 //! registrations). In a ping-pong between a client and a server on one
 //! thread, every message made one such wait: 16 system calls per round
-//! trip, against tonic's 7.3 on tokio (finding 19). Here, a socket that an
-//! [`AsyncIoTcp`](super::async_io::AsyncIoTcp) read found drained is
-//! registered once, edge-triggered; `block_on` asks with one `epoll_wait`
-//! of zero timeout which ones became readable, and wakes their readers, who
-//! then read without asking async-io. Their tasks run in the same turn.
+//! trip, against tonic's 7.3 on tokio (finding 19). Here, the socket of an
+//! [`AsyncIoTcp`](super::async_io::AsyncIoTcp) is registered once, when the
+//! stream is made, edge-triggered for readability; `block_on`, out of
+//! tasks, asks with one `epoll_wait` of zero timeout which ones became
+//! readable, and wakes their readers, who then read without asking
+//! async-io. Their tasks run in the same turn (`benches/README.md`,
+//! finding 20).
 //!
 //! async-io stays the sockets' reactor: its registration is untouched, so a
 //! socket read where no `block_on` looks (another executor, the background
