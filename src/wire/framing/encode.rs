@@ -153,11 +153,6 @@ impl Batch {
         self.first.iter().map(Bytes::len).sum::<usize>() + self.last.len()
     }
 
-    /// Whether the batch is empty.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The chunks, in order, each with whether it is the last.
     pub(crate) fn into_chunks(self) -> impl Iterator<Item = (Bytes, bool)> {
         let first = self.first.into_iter().map(|chunk| (chunk, false));
