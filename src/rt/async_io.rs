@@ -209,6 +209,12 @@ mod tests {
             let server = std::thread::spawn(move || listener.accept().unwrap().0);
             let mut client = TcpStream::connect(addr).unwrap();
             let mut server = AsyncIoTcp::new(Async::new(server.join().unwrap()).unwrap());
+            // Looks made by tests running beside this one (`rt::block_on`'s
+            // between tasks, `readiness`'s own) would mark the socket: this
+            // test is about async-io's readiness alone.
+            if let Some(hint) = server.hint.take() {
+                hint.end(server.io.get_ref());
+            }
             let mut buf = [0u8; 64];
             for round in 1..=3 {
                 // Nothing yet: the read waits for readiness ...
@@ -249,11 +255,16 @@ mod tests {
         let read = Pin::new(&mut server).poll_read(&mut cx, &mut buf);
         assert!(matches!(read, Poll::Ready(Ok(4))), "{read:?}");
         assert_eq!((server.reads, server.waits), (2, 1));
-        // Drained again: the next read waits, on async-io too.
+        // Drained again: the next read waits, on async-io too. (async-io's
+        // own thread, which turns its reactor while no `block_on` runs, may
+        // have seen "ping" arrive meanwhile: async-io then reports the
+        // socket readable once more, and one read finds nothing before the
+        // wait.)
         assert!(Pin::new(&mut server)
             .poll_read(&mut cx, &mut buf)
             .is_pending());
-        assert_eq!((server.reads, server.waits), (2, 2));
+        let counts = (server.reads, server.waits);
+        assert!(matches!(counts, (2, 2) | (3, 3)), "{counts:?}");
     }
 
     /// Lets the other side of a `join!` run first.
