@@ -198,7 +198,7 @@ pub use self::node::{
 };
 pub use self::peer::RemotePeer;
 pub use self::tcp::{TcpStream, TcpTransport};
-pub use self::yamux::{SplitLargeFrames, Yamux};
+pub use self::yamux::{BatchFlushes, SplitLargeFrames, Yamux};
 
 pub use ::libp2p;
 pub use ::libp2p_stream;

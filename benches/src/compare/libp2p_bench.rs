@@ -58,10 +58,33 @@ pub fn run(timing: Timing, results: &mut Results) -> Result<()> {
     let rt = exec.runtime();
     let rows = exec.run(async move {
         let mut rows = Vec::new();
+        // For profiles: `BENCH_LIBP2P_NET=tcp|memory` runs one transport,
+        // `BENCH_LIBP2P_ONLY=grpc|bare|rr` one stack (the others report 0;
+        // `grpc-stream` is `grpc` without its unary calls).
+        let net_only = std::env::var("BENCH_LIBP2P_NET").ok();
+        let stack_only = std::env::var("BENCH_LIBP2P_ONLY").ok();
+        let runs = |stack: &str| {
+            stack_only
+                .as_deref()
+                .is_none_or(|only| only.split('-').next() == Some(stack))
+        };
         for net in [Net::Tcp, Net::Memory] {
-            let grpc = grpc_stream(rt.clone(), net, timing).await?;
-            let bare = bare_streams(rt.clone(), net, timing).await?;
-            let rr = request_response(rt.clone(), net, timing).await?;
+            let name = if net == Net::Tcp { "tcp" } else { "memory" };
+            if net_only.as_deref().is_some_and(|only| only != name) {
+                continue;
+            }
+            let grpc = match runs("grpc") {
+                true => grpc_stream(rt.clone(), net, timing).await?,
+                false => (0.0, 0.0),
+            };
+            let bare = match runs("bare") {
+                true => bare_streams(rt.clone(), net, timing).await?,
+                false => (0.0, 0.0),
+            };
+            let rr = match runs("rr") {
+                true => request_response(rt.clone(), net, timing).await?,
+                false => (0.0, 0.0),
+            };
             rows.push((net, grpc, bare, rr));
         }
         Ok::<_, crate::stacks::BoxError>(rows)
@@ -143,14 +166,21 @@ async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64
         .build(client.control())?;
     let channel = calling.client(peer);
     let bench: Arc<dyn Client> = Arc::new(P2pClient(pb::bench_client::BenchClient::new(channel)));
-    let calls = workloads::unary_throughput(
-        rt.clone(),
-        vec![bench.clone()],
-        CONCURRENCY,
-        UNARY_SIZE,
-        timing,
-    )
-    .await?;
+    // `BENCH_LIBP2P_ONLY=grpc-stream` skips the unary calls, for profiles
+    // of the streaming alone.
+    let calls = match std::env::var("BENCH_LIBP2P_ONLY").as_deref() {
+        Ok("grpc-stream") => 0.0,
+        _ => {
+            workloads::unary_throughput(
+                rt.clone(),
+                vec![bench.clone()],
+                CONCURRENCY,
+                UNARY_SIZE,
+                timing,
+            )
+            .await?
+        }
+    };
     let mbps = workloads::streaming(bench, STREAM_SIZE, timing).await?;
     serving.shutdown(Duration::from_millis(100)).await;
     client.shutdown().await;
@@ -191,52 +221,58 @@ async fn bare_streams(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f6
         }
     }));
 
-    // 64 streams, each a ping-pong of the framed 64-byte message.
-    let message = frame_payload(&[1u8; UNARY_SIZE]);
-    let mut streams = Vec::new();
-    for _ in 0..CONCURRENCY {
-        streams.push(client.open_stream(peer, ECHO).await?);
-    }
-    let round = |streams: Vec<libp2p::Stream>, duration: Duration| {
-        let rt = rt.clone();
-        let message = message.clone();
-        async move {
-            let end = Instant::now() + duration;
-            let mut done = Vec::new();
-            for mut stream in streams {
-                let message = message.clone();
-                let (tx, rx) = oneshot::channel();
-                rt.spawn(Box::pin(async move {
-                    let mut buf = vec![0u8; message.len()];
-                    let mut calls = 0u64;
-                    let result: io::Result<()> = async {
-                        while Instant::now() < end {
-                            stream.write_all(&message).await?;
-                            stream.read_exact(&mut buf).await?;
-                            calls += 1;
-                        }
-                        Ok(())
-                    }
-                    .await;
-                    let _ = tx.send(result.map(|()| (calls, stream)));
-                }));
-                done.push(rx);
-            }
-            let mut total = 0;
-            let mut streams = Vec::new();
-            for rx in done {
-                let (calls, stream) = rx.await.map_err(|_| "echo task vanished")??;
-                total += calls;
-                streams.push(stream);
-            }
-            Ok::<_, crate::stacks::BoxError>((total, streams))
+    // `BENCH_LIBP2P_ONLY=bare-stream` skips the echo, for profiles of the
+    // flood alone.
+    let calls = if std::env::var("BENCH_LIBP2P_ONLY").as_deref() == Ok("bare-stream") {
+        0.0
+    } else {
+        // 64 streams, each a ping-pong of the framed 64-byte message.
+        let message = frame_payload(&[1u8; UNARY_SIZE]);
+        let mut streams = Vec::new();
+        for _ in 0..CONCURRENCY {
+            streams.push(client.open_stream(peer, ECHO).await?);
         }
+        let round = |streams: Vec<libp2p::Stream>, duration: Duration| {
+            let rt = rt.clone();
+            let message = message.clone();
+            async move {
+                let end = Instant::now() + duration;
+                let mut done = Vec::new();
+                for mut stream in streams {
+                    let message = message.clone();
+                    let (tx, rx) = oneshot::channel();
+                    rt.spawn(Box::pin(async move {
+                        let mut buf = vec![0u8; message.len()];
+                        let mut calls = 0u64;
+                        let result: io::Result<()> = async {
+                            while Instant::now() < end {
+                                stream.write_all(&message).await?;
+                                stream.read_exact(&mut buf).await?;
+                                calls += 1;
+                            }
+                            Ok(())
+                        }
+                        .await;
+                        let _ = tx.send(result.map(|()| (calls, stream)));
+                    }));
+                    done.push(rx);
+                }
+                let mut total = 0;
+                let mut streams = Vec::new();
+                for rx in done {
+                    let (calls, stream) = rx.await.map_err(|_| "echo task vanished")??;
+                    total += calls;
+                    streams.push(stream);
+                }
+                Ok::<_, crate::stacks::BoxError>((total, streams))
+            }
+        };
+        let (_, streams) = round(streams, timing.warmup).await?;
+        let start = Instant::now();
+        let (calls, streams) = round(streams, timing.measure).await?;
+        drop(streams);
+        calls as f64 / start.elapsed().as_secs_f64()
     };
-    let (_, streams) = round(streams, timing.warmup).await?;
-    let start = Instant::now();
-    let (calls, streams) = round(streams, timing.measure).await?;
-    let calls = calls as f64 / start.elapsed().as_secs_f64();
-    drop(streams);
 
     let mut flood = client.open_stream(peer, FLOOD).await?;
     let mut buf = vec![0u8; 1024 * 1024];
