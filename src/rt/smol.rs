@@ -9,10 +9,9 @@
 //! background thread starts and runs them from then on.
 //!
 //! The thread in `block_on` also keeps async-io's reactor turning while it is
-//! busy (see [`SLICE`] and [`Slices`]): async-io's own helper thread takes
-//! the reactor over when it sees no turn during one of its sleeps (50 µs at
-//! first), and under load it then preempts the executor thousands of times a
-//! second.
+//! busy (see [`SLICE`]): async-io's own helper thread takes the reactor over
+//! when it sees no turn for 50 µs, and under load it then preempts the
+//! executor thousands of times a second.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -32,68 +31,16 @@ static DRIVERS: AtomicUsize = AtomicUsize::new(0);
 /// Starts the background thread, once.
 static BACKGROUND: Once = Once::new();
 
-/// How long the thread in [`block_on`] first runs tasks before it lets
-/// async-io poll for IO (one `epoll_wait` and four system calls around it)
-/// and goes on. async-io's helper thread sleeps 50 µs, then 75, 100, 250 µs
-/// and so on up to 10 ms, between looks at the reactor, and takes it over
-/// (and starts again at 50 µs) when it finds it did not turn meanwhile: a
-/// turn within 40 µs keeps it asleep, and [`Slices`] lets the next slices
-/// grow as its sleeps do.
+/// How long the thread in [`block_on`] runs tasks before it lets async-io
+/// poll for IO (one `epoll_wait` and its timer set-up) and goes on. async-io's
+/// helper thread sleeps 50 µs, then 75, 100, 250 µs and so on up to 10 ms,
+/// between looks at the reactor, and takes it over (and starts again at
+/// 50 µs) when it finds it did not turn meanwhile; a turn every 40 µs of
+/// work sends it to its longest sleep within about 10 ms of load.
 const SLICE: Duration = Duration::from_micros(40);
 
 /// How many tasks run between looks at the clock.
 const TASKS_PER_CLOCK_READ: u32 = 8;
-
-/// async-io 2.6's helper thread's sleeps between its looks at the reactor
-/// (`async_io::driver::main_loop`), in µs, up to the longest [`Slices`]
-/// follows.
-const HELPER_SLEEPS_US: [u32; 7] = [50, 75, 100, 250, 500, 750, 1000];
-
-/// A wait in async-io's `block_on` this long may have handed the reactor
-/// to the helper thread, which then starts its sleeps again: async-io does
-/// so after 500 µs.
-const HANDED_OVER: Duration = Duration::from_micros(400);
-
-/// Slices that grow while the turns they end keep async-io's helper thread
-/// asleep.
-///
-/// The helper takes the reactor over only when it did not turn during the
-/// helper's last sleep, and those sleeps grow (50 µs, 75, 100, 250, ...)
-/// for as long as it finds the reactor turned. So the slices can grow with
-/// them, [`SLICE`]` ÷ 50 µs` (4/5) of each: the turn that ends each slice
-/// falls within the helper's matching sleep. Fewer turns mean fewer of
-/// async-io's system calls (five per turn) under load. Whenever the helper
-/// may have started again from 50 µs (a wake from another thread, which
-/// may be the helper's own turn of the reactor, or a long wait), so do the
-/// slices.
-#[derive(Debug)]
-struct Slices {
-    /// The first slice, [`SLICE`] but for tests.
-    first: Duration,
-    /// Turns given in time since the helper last started its sleeps again.
-    turns: usize,
-}
-
-impl Slices {
-    fn new(first: Duration) -> Self {
-        Slices { first, turns: 0 }
-    }
-
-    /// How long the next slice lasts.
-    fn current(&self) -> Duration {
-        self.first * HELPER_SLEEPS_US[self.turns] / HELPER_SLEEPS_US[0]
-    }
-
-    /// The slice ended with a turn of the reactor.
-    fn turned(&mut self) {
-        self.turns = (self.turns + 1).min(HELPER_SLEEPS_US.len() - 1);
-    }
-
-    /// The helper may have started its sleeps again.
-    fn restart(&mut self) {
-        self.turns = 0;
-    }
-}
 
 /// Spawns on p2p-grpc's own executor (driven by [`crate::rt::block_on`],
 /// else by a background thread), or on an executor of your own; sleeps with
@@ -165,34 +112,12 @@ fn start_background() {
 pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     DRIVERS.fetch_add(1, Ordering::SeqCst);
     let _leave = Leave;
-    let _driving = Driving::enter();
     ::smol::block_on(Drive::new(
         pin!(future),
         &EXECUTOR,
         SLICE,
         super::readiness::poll,
     ))
-}
-
-std::thread_local! {
-    /// This thread is in [`block_on`]: its wakes (from tasks it runs, or
-    /// from async-io's reactor turned on it) are not from afar.
-    static DRIVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Marks the thread as in [`block_on`] until dropped.
-struct Driving(bool);
-
-impl Driving {
-    fn enter() -> Self {
-        Driving(DRIVING.replace(true))
-    }
-}
-
-impl Drop for Driving {
-    fn drop(&mut self) {
-        DRIVING.set(self.0);
-    }
 }
 
 /// Leaves [`block_on`]: if it was the last driver and tasks remain, the
@@ -208,16 +133,14 @@ impl Drop for Leave {
 }
 
 /// The future `block_on` hands async-io: the caller's future, then up to a
-/// slice of tasks ([`Slices`]), then (when none is left) a look at the sockets'
+/// [`SLICE`] of tasks, then (when none is left) a look at the sockets'
 /// readiness, then a wait for the next wake.
 struct Drive<'a, F> {
     future: Pin<&'a mut F>,
     /// [`EXECUTOR`], but for tests.
     executor: &'static ::smol::Executor<'static>,
-    /// How long tasks run before async-io turns the reactor.
-    slices: Slices,
-    /// When `Drive` last left async-io to wait for a wake.
-    waited_since: Option<Instant>,
+    /// [`SLICE`], but for tests.
+    slice: Duration,
     /// Looks for sockets that became readable and wakes their readers:
     /// [`super::readiness::poll`], but for tests.
     look: fn() -> bool,
@@ -245,9 +168,6 @@ struct Drive<'a, F> {
 struct DriveWake {
     /// Woken since the round began.
     woken: AtomicBool,
-    /// Woken from a thread other than the one in [`block_on`] since
-    /// `Drive`'s last poll (see [`Slices`]).
-    from_afar: AtomicBool,
     /// `Drive` is in its poll: it looks at `woken` before returning.
     polling: AtomicBool,
     /// async-io's waker for `block_on`.
@@ -260,9 +180,6 @@ impl Wake for DriveWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !DRIVING.get() {
-            self.from_afar.store(true, Ordering::Relaxed);
-        }
         // See `Drive::poll`.
         self.woken.store(true, Ordering::SeqCst);
         if !self.polling.load(Ordering::SeqCst) {
@@ -282,8 +199,7 @@ impl<'a, F> Drive<'a, F> {
         Drive {
             future,
             executor,
-            slices: Slices::new(slice),
-            waited_since: None,
+            slice,
             look,
             waker: Waker::from(wake.clone()),
             wake,
@@ -300,14 +216,6 @@ impl<F: Future> Future for Drive<'_, F> {
         this.wake.outer.register(cx.waker());
         let waker = this.waker.clone();
         let start = Instant::now();
-        let waited_long = this
-            .waited_since
-            .take()
-            .is_some_and(|since| start.duration_since(since) >= HANDED_OVER);
-        if waited_long || this.wake.from_afar.swap(false, Ordering::Relaxed) {
-            this.slices.restart();
-        }
-        let slice = this.slices.current();
         // The caller's future, then tasks until none is ready, then the
         // sockets' readiness; again while something was woken meanwhile and
         // the slice lasts.
@@ -316,7 +224,7 @@ impl<F: Future> Future for Drive<'_, F> {
             this.wake.woken.store(false, Ordering::SeqCst);
             let mut inner = Context::from_waker(&waker);
             let polled = this.future.as_mut().poll(&mut inner);
-            let idle = polled.is_pending() && this.run_tasks(&mut inner, start, slice);
+            let idle = polled.is_pending() && this.run_tasks(&mut inner, start);
             if idle && !this.wake.woken.load(Ordering::SeqCst) {
                 // Nothing else to do: readers of sockets that became
                 // readable are woken (so `woken` is set) without a turn of
@@ -333,13 +241,11 @@ impl<F: Future> Future for Drive<'_, F> {
                 return polled;
             }
             if idle && !this.wake.woken.load(Ordering::SeqCst) {
-                this.waited_since = Some(Instant::now());
                 return Poll::Pending;
             }
-            if !idle || start.elapsed() >= slice {
+            if !idle || start.elapsed() >= this.slice {
                 // The slice is over: async-io turns the reactor (it was
                 // woken, so it does not block) and polls us again.
-                this.slices.turned();
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -350,7 +256,7 @@ impl<F: Future> Future for Drive<'_, F> {
 impl<F> Drive<'_, F> {
     /// Runs tasks until none is ready (`true`, with the executor then set to
     /// wake `cx`) or the slice is over (`false`).
-    fn run_tasks(&mut self, cx: &mut Context<'_>, start: Instant, slice: Duration) -> bool {
+    fn run_tasks(&mut self, cx: &mut Context<'_>, start: Instant) -> bool {
         if let Some(waiting) = &mut self.waiting {
             // A wake-up that is not for us (the caller's future's, say).
             if waiting.as_mut().poll(cx).is_pending() {
@@ -362,7 +268,7 @@ impl<F> Drive<'_, F> {
         loop {
             if self.executor.try_tick() {
                 ran += 1;
-                if ran % TASKS_PER_CLOCK_READ == 0 && start.elapsed() >= slice {
+                if ran % TASKS_PER_CLOCK_READ == 0 && start.elapsed() >= self.slice {
                     return false;
                 }
                 continue;
@@ -523,57 +429,6 @@ mod tests {
         // The slice ended the turn, and async-io will poll `Drive` again.
         assert!(wakes.0.load(Ordering::SeqCst) >= 1);
         assert!(polls > 1, "{polls}");
-    }
-
-    #[test]
-    fn slices_grow_with_async_ios_helper_sleeps_and_start_again() {
-        let mut slices = Slices::new(SLICE);
-        let mut seen = Vec::new();
-        for _ in 0..8 {
-            seen.push(slices.current().as_micros());
-            slices.turned();
-        }
-        // 4/5 of the helper's sleeps (50, 75, 100, 250, 500, 750, 1000 µs),
-        // and no longer past 800 µs.
-        assert_eq!(seen, [40, 60, 80, 200, 400, 600, 800, 800]);
-        slices.restart();
-        assert_eq!(slices.current(), SLICE);
-    }
-
-    static SLICED: ::smol::Executor<'static> = ::smol::Executor::new();
-
-    #[test]
-    fn slices_start_again_after_a_wake_from_another_thread_or_a_long_wait() {
-        // As in `block_on`: wakes on this thread are not from afar.
-        let _driving = Driving::enter();
-        let waker = Waker::from(Arc::new(CountWakes::default()));
-        let mut cx = Context::from_waker(&waker);
-        let inner: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
-        let kept = inner.clone();
-        let mut future = pin!(std::future::poll_fn(move |cx| {
-            *kept.lock().unwrap() = Some(cx.waker().clone());
-            cx.waker().wake_by_ref();
-            Poll::<()>::Pending
-        }));
-        let first = Duration::from_micros(1);
-        let mut drive = pin!(Drive::new(future.as_mut(), &SLICED, first, nothing));
-        for _ in 0..3 {
-            assert!(drive.as_mut().poll(&mut cx).is_pending());
-        }
-        assert_eq!(drive.slices.turns, 3, "each slice ended with a turn");
-        // Another thread's wake may be async-io's helper turning the reactor.
-        let afar = inner.lock().unwrap().take().unwrap();
-        std::thread::spawn(move || afar.wake()).join().unwrap();
-        assert!(drive.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(drive.slices.turns, 1, "started again, then one turn");
-        // A short wait in async-io keeps the slices growing ...
-        drive.waited_since = Some(Instant::now());
-        assert!(drive.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(drive.slices.turns, 2);
-        // ... a long one may have handed the reactor to the helper.
-        drive.waited_since = Instant::now().checked_sub(HANDED_OVER);
-        assert!(drive.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(drive.slices.turns, 1);
     }
 
     #[test]
