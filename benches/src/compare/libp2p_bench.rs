@@ -60,7 +60,7 @@ pub fn run(timing: Timing, results: &mut Results) -> Result<()> {
         let mut rows = Vec::new();
         // For profiles: `BENCH_LIBP2P_NET=tcp|memory` runs one transport,
         // `BENCH_LIBP2P_ONLY=grpc|bare|rr` one stack (the others report 0;
-        // `grpc-stream` is `grpc` without its unary calls).
+        // `grpc-stream` and `grpc-unary` are `grpc` with one workload).
         let net_only = std::env::var("BENCH_LIBP2P_NET").ok();
         let stack_only = std::env::var("BENCH_LIBP2P_ONLY").ok();
         let runs = |stack: &str| {
@@ -166,8 +166,8 @@ async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64
         .build(client.control())?;
     let channel = calling.client(peer);
     let bench: Arc<dyn Client> = Arc::new(P2pClient(pb::bench_client::BenchClient::new(channel)));
-    // `BENCH_LIBP2P_ONLY=grpc-stream` skips the unary calls, for profiles
-    // of the streaming alone.
+    // `BENCH_LIBP2P_ONLY=grpc-stream` skips the unary calls, and
+    // `grpc-unary` the streaming, for profiles of one workload.
     let calls = match std::env::var("BENCH_LIBP2P_ONLY").as_deref() {
         Ok("grpc-stream") => 0.0,
         _ => {
@@ -181,7 +181,10 @@ async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64
             .await?
         }
     };
-    let mbps = workloads::streaming(bench, STREAM_SIZE, timing).await?;
+    let mbps = match std::env::var("BENCH_LIBP2P_ONLY").as_deref() {
+        Ok("grpc-unary") => 0.0,
+        _ => workloads::streaming(bench, STREAM_SIZE, timing).await?,
+    };
     serving.shutdown(Duration::from_millis(100)).await;
     client.shutdown().await;
     server.shutdown().await;
