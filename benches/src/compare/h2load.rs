@@ -45,6 +45,25 @@ struct Run {
     requests_per_second: f64,
     /// What the server allocated during the run, when it counted.
     allocations: Option<u64>,
+    /// The server's threads' nonvoluntary context switches over its life
+    /// (`/proc`; `None` where there is none): thousands mean a thread of
+    /// its own (async-io's helper) kept preempting the executor.
+    preempted: Option<u64>,
+}
+
+/// The nonvoluntary context switches of every thread of process `pid`.
+fn preempted(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        total += status
+            .lines()
+            .find_map(|line| line.strip_prefix("nonvoluntary_ctxt_switches:"))?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+    }
+    Some(total)
 }
 
 /// Set for a `--serve-child`: it counts its allocations from the moment it
@@ -118,6 +137,7 @@ fn run_once(
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
         .arg(format!("http://{addr}/bench.Bench/Unary"))
         .output();
+    let preempted = preempted(child.id());
     // The server ends when its stdin closes.
     drop(child.stdin.take());
     let mut rest = String::new();
@@ -131,6 +151,7 @@ fn run_once(
         return Err(format!("h2load failed: {text}").into());
     }
     let mut run = parse(&text, response_len).map_err(|err| format!("{err}\n{text}"))?;
+    run.preempted = preempted;
     if count {
         let allocations = rest
             .lines()
@@ -198,6 +219,7 @@ fn parse(text: &str, response_len: usize) -> std::result::Result<Run, String> {
     Ok(Run {
         requests_per_second,
         allocations: None,
+        preempted: None,
     })
 }
 
@@ -259,11 +281,12 @@ pub fn run(rounds: usize) -> Result<()> {
         std::fs::File::create(&path)?.write_all(&body)?;
         workloads.push((workload, path, body.len()));
     }
-    println!("| server | workload | p2p-grpc median | tonic median | ratio of medians | ratio of bests |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| server | workload | p2p-grpc median | tonic median | ratio of medians | ratio of bests | p2p-grpc server preempted, most in a run |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for (name, ours, theirs) in comparisons {
         for (workload, path, response_len) in &workloads {
             let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut preempted = None::<u64>;
             for round in 0..rounds {
                 // ABBA: the order alternates, so drift hits both alike.
                 let order = if round % 2 == 0 {
@@ -275,6 +298,9 @@ pub fn run(rounds: usize) -> Result<()> {
                     let server = if first_ours { ours } else { theirs };
                     let run = run_once(server, path, *response_len, false)?;
                     if first_ours {
+                        if let Some(n) = run.preempted {
+                            preempted = Some(preempted.unwrap_or(0).max(n));
+                        }
                         a.push(run.requests_per_second);
                     } else {
                         b.push(run.requests_per_second);
@@ -284,8 +310,9 @@ pub fn run(rounds: usize) -> Result<()> {
             let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
             let (best_a, best_b) = (best(&a), best(&b));
             let (median_a, median_b) = (median(&mut a), median(&mut b));
+            let preempted = preempted.map_or("-".to_owned(), |n| n.to_string());
             println!(
-                "| {name} | {workload} | {median_a:.0} | {median_b:.0} | {:.2} | {:.2} |",
+                "| {name} | {workload} | {median_a:.0} | {median_b:.0} | {:.2} | {:.2} | {preempted} |",
                 median_a / median_b,
                 best_a / best_b
             );
