@@ -35,6 +35,7 @@ pub(crate) fn for_h2<T: Io>(io: T, tap: Option<Box<dyn Tap>>) -> H2Adapter<T> {
 /// stream) that hands `poll_write`, `poll_write_vectored` and `poll_flush`
 /// to the field `$field`; the impl adds its own `poll_close` (or
 /// `poll_shutdown`). One forwarding for every stream wrapper of the crate.
+#[cfg_attr(not(any(feature = "tokio", feature = "libp2p")), allow(unused_macros))]
 macro_rules! forward_writes {
     ($field:tt) => {
         fn poll_write(
@@ -61,4 +62,5 @@ macro_rules! forward_writes {
         }
     };
 }
+#[cfg_attr(not(any(feature = "tokio", feature = "libp2p")), allow(unused_imports))]
 pub(crate) use forward_writes;

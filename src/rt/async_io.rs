@@ -7,10 +7,14 @@
 //!
 //! [`Runtime::tcp_connect`]: crate::rt::Runtime::tcp_connect
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
+#[cfg(feature = "smol")]
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+#[cfg(feature = "smol")]
+use std::task::{Wake, Waker};
 
 use async_io::Async;
 use futures::io::{AsyncRead, AsyncWrite};
@@ -106,6 +110,10 @@ pub(crate) struct AsyncIoTcp {
     drained: bool,
     /// The socket's readiness hints (dropped after `io` closes the socket).
     hint: Option<Registration>,
+    /// The wakers last handed async-io for a read and for a write (see
+    /// [`NoteWake`]).
+    #[cfg(feature = "smol")]
+    waiting: [Option<Arc<NoteWake>>; 2],
     /// Reads tried on the socket.
     #[cfg(test)]
     reads: usize,
@@ -121,6 +129,8 @@ impl AsyncIoTcp {
             io,
             drained: false,
             hint,
+            #[cfg(feature = "smol")]
+            waiting: [None, None],
             #[cfg(test)]
             reads: 0,
             #[cfg(test)]
@@ -144,6 +154,82 @@ impl AsyncIoTcp {
     }
 }
 
+/// What a task waits on async-io for.
+#[derive(Clone, Copy)]
+enum Wait {
+    Read = 0,
+    Write = 1,
+}
+
+impl AsyncIoTcp {
+    /// Waits for async-io to report the socket readable or writable.
+    #[cfg(not(feature = "smol"))]
+    fn poll_ready(&mut self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<()>> {
+        match wait {
+            Wait::Read => self.io.poll_readable(cx),
+            Wait::Write => self.io.poll_writable(cx),
+        }
+    }
+
+    /// Waits for async-io to report the socket readable or writable, its
+    /// wake noted by `rt::block_on` when it comes from another thread (see
+    /// [`NoteWake`]).
+    #[cfg(feature = "smol")]
+    fn poll_ready(&mut self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<()>> {
+        let slot = &mut self.waiting[wait as usize];
+        let current = slot
+            .as_ref()
+            .is_some_and(|waiting| waiting.0.will_wake(cx.waker()));
+        if !current {
+            *slot = Some(Arc::new(NoteWake(cx.waker().clone())));
+        }
+        let waker = Waker::from(slot.clone().expect("set above"));
+        let mut cx = Context::from_waker(&waker);
+        match wait {
+            Wait::Read => self.io.poll_readable(&mut cx),
+            Wait::Write => self.io.poll_writable(&mut cx),
+        }
+    }
+
+    /// Writes with `write` until the socket takes bytes, waiting on
+    /// async-io while it is full (as `Async`'s own `poll_write` does).
+    fn poll_write_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match write(self.io.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.poll_ready(cx, Wait::Write))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+/// Wakes a task that async-io found its socket ready for, and tells
+/// `rt::block_on` when that happened on another thread: async-io's helper
+/// thread turning the reactor while `block_on` is busy, which
+/// `rt::smol::Slices` must know of.
+#[cfg(feature = "smol")]
+#[derive(Debug)]
+struct NoteWake(Waker);
+
+#[cfg(feature = "smol")]
+impl Wake for NoteWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        super::smol::note_wake();
+        self.0.wake_by_ref();
+    }
+}
+
 impl AsyncRead for AsyncIoTcp {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -162,7 +248,7 @@ impl AsyncRead for AsyncIoTcp {
                     {
                         self.waits += 1;
                     }
-                    ready!(self.io.poll_readable(cx))?;
+                    ready!(self.poll_ready(cx, Wait::Read))?;
                 }
                 self.drained = false;
             }
@@ -184,7 +270,25 @@ impl AsyncRead for AsyncIoTcp {
 }
 
 impl AsyncWrite for AsyncIoTcp {
-    crate::io::forward_writes!(io);
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |mut socket| socket.write(buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |mut socket| socket.write_vectored(bufs))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
@@ -265,6 +369,74 @@ mod tests {
             .is_pending());
         let counts = (server.reads, server.waits);
         assert!(matches!(counts, (2, 2) | (3, 3)), "{counts:?}");
+    }
+
+    #[cfg(all(target_os = "linux", feature = "smol"))]
+    #[test]
+    fn async_io_wakes_a_waiting_reader_through_a_waker_that_notes_other_threads() {
+        let (_writer, reader) = crate::rt::readiness::tests::pair();
+        let mut server = AsyncIoTcp::new(Async::new(reader).unwrap());
+        let woken = Arc::new(CountWakes::default());
+        let waker = Waker::from(woken.clone());
+        let mut buf = [0u8; 16];
+        let read = Pin::new(&mut server).poll_read(&mut Context::from_waker(&waker), &mut buf);
+        assert!(read.is_pending());
+        // async-io holds a `NoteWake` around the reader's waker, made once
+        // for as long as the reader's waker is the same.
+        let handed = server.waiting[0]
+            .clone()
+            .expect("a waker handed to async-io");
+        assert!(handed.0.will_wake(&waker));
+        let read = Pin::new(&mut server).poll_read(&mut Context::from_waker(&waker), &mut buf);
+        assert!(read.is_pending());
+        assert!(Arc::ptr_eq(&handed, server.waiting[0].as_ref().unwrap()));
+        // Its wake, from a thread not in `rt::block_on`, is noted, and
+        // reaches the reader.
+        let noted = std::thread::spawn(move || {
+            Waker::from(handed).wake();
+            crate::rt::smol::tests::NOTED.get()
+        });
+        assert_eq!(noted.join().unwrap(), 1);
+        assert_eq!(woken.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[cfg(all(target_os = "linux", feature = "smol"))]
+    #[test]
+    fn a_writer_waits_for_room_through_a_waker_that_notes_other_threads() {
+        let (writer, mut reader) = crate::rt::readiness::tests::pair();
+        let mut client = AsyncIoTcp::new(Async::new(writer).unwrap());
+        let woken = Arc::new(CountWakes::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Fill the socket (and the peer's): the write waits on async-io.
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0usize;
+        while let Poll::Ready(n) = Pin::new(&mut client).poll_write(&mut cx, &chunk) {
+            sent += n.unwrap();
+        }
+        let handed = client.waiting[1]
+            .clone()
+            .expect("a waker handed to async-io");
+        assert!(handed.0.will_wake(&waker));
+        assert!(client.waiting[0].is_none(), "no read waited");
+        // Room again: the next write goes through.
+        let mut buf = vec![0u8; sent];
+        std::io::Read::read_exact(&mut reader, &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 7));
+        let wrote = Pin::new(&mut client).poll_write(&mut cx, b"more");
+        assert!(matches!(wrote, Poll::Ready(Ok(4))), "{wrote:?}");
+    }
+
+    /// Counts its wakes.
+    #[cfg(all(target_os = "linux", feature = "smol"))]
+    #[derive(Default)]
+    struct CountWakes(std::sync::atomic::AtomicUsize);
+
+    #[cfg(all(target_os = "linux", feature = "smol"))]
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     /// Lets the other side of a `join!` run first.

@@ -9,13 +9,14 @@
 //! background thread starts and runs them from then on.
 //!
 //! The thread in `block_on` also keeps async-io's reactor turning while it is
-//! busy (see [`SLICE`]): async-io's own helper thread takes the reactor over
-//! when it sees no turn for 50 µs, and under load it then preempts the
-//! executor thousands of times a second.
+//! busy (see [`SLICE`] and [`Slices`]): async-io's own helper thread takes
+//! the reactor over when it sees no turn during one of its sleeps (50 µs at
+//! first), and under load it then preempts the executor thousands of times a
+//! second.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -31,16 +32,68 @@ static DRIVERS: AtomicUsize = AtomicUsize::new(0);
 /// Starts the background thread, once.
 static BACKGROUND: Once = Once::new();
 
-/// How long the thread in [`block_on`] runs tasks before it lets async-io
-/// poll for IO (one `epoll_wait` and its timer set-up) and goes on. async-io's
-/// helper thread sleeps 50 µs, then 75, 100, 250 µs and so on up to 10 ms,
-/// between looks at the reactor, and takes it over (and starts again at
-/// 50 µs) when it finds it did not turn meanwhile; a turn every 40 µs of
-/// work sends it to its longest sleep within about 10 ms of load.
+/// How long the thread in [`block_on`] first runs tasks before it lets
+/// async-io poll for IO (one `epoll_wait` and four system calls around it)
+/// and goes on. async-io's helper thread sleeps 50 µs, then 75, 100, 250 µs
+/// and so on up to 10 ms, between looks at the reactor, and takes it over
+/// (and starts again at 50 µs) when it finds it did not turn meanwhile: a
+/// turn within 40 µs keeps it asleep, and [`Slices`] lets the next slices
+/// grow as its sleeps do.
 const SLICE: Duration = Duration::from_micros(40);
 
 /// How many tasks run between looks at the clock.
 const TASKS_PER_CLOCK_READ: u32 = 8;
+
+/// async-io 2.6's helper thread's sleeps between its looks at the reactor
+/// (`async_io::driver::main_loop`), in µs, up to the longest [`Slices`]
+/// follows.
+const HELPER_SLEEPS_US: [u32; 7] = [50, 75, 100, 250, 500, 750, 1000];
+
+/// A wait in async-io's `block_on` this long may have handed the reactor
+/// to the helper thread, which then starts its sleeps again: async-io does
+/// so after 500 µs.
+const HANDED_OVER: Duration = Duration::from_micros(400);
+
+/// Slices that grow while the turns they end keep async-io's helper thread
+/// asleep.
+///
+/// The helper takes the reactor over only when it did not turn during the
+/// helper's last sleep, and those sleeps grow (50 µs, 75, 100, 250, ...)
+/// for as long as it finds the reactor turned. So the slices can grow with
+/// them, [`SLICE`]` ÷ 50 µs` (4/5) of each: the turn that ends each slice
+/// falls within the helper's matching sleep. Fewer turns mean fewer of
+/// async-io's system calls (five per turn) under load. Whenever the helper
+/// may have started again from 50 µs (a wake from another thread, which
+/// may be the helper's own turn of the reactor, or a long wait), so do the
+/// slices.
+#[derive(Debug)]
+struct Slices {
+    /// The first slice, [`SLICE`] but for tests.
+    first: Duration,
+    /// Turns given in time since the helper last started its sleeps again.
+    turns: usize,
+}
+
+impl Slices {
+    fn new(first: Duration) -> Self {
+        Slices { first, turns: 0 }
+    }
+
+    /// How long the next slice lasts.
+    fn current(&self) -> Duration {
+        self.first * HELPER_SLEEPS_US[self.turns] / HELPER_SLEEPS_US[0]
+    }
+
+    /// The slice ended with a turn of the reactor.
+    fn turned(&mut self) {
+        self.turns = (self.turns + 1).min(HELPER_SLEEPS_US.len() - 1);
+    }
+
+    /// The helper may have started its sleeps again.
+    fn restart(&mut self) {
+        self.turns = 0;
+    }
+}
 
 /// Spawns on p2p-grpc's own executor (driven by [`crate::rt::block_on`],
 /// else by a background thread), or on an executor of your own; sleeps with
@@ -112,12 +165,53 @@ fn start_background() {
 pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     DRIVERS.fetch_add(1, Ordering::SeqCst);
     let _leave = Leave;
+    let _driving = Driving::enter();
     ::smol::block_on(Drive::new(
         pin!(future),
         &EXECUTOR,
         SLICE,
         super::readiness::poll,
     ))
+}
+
+std::thread_local! {
+    /// This thread is in [`block_on`]: its wakes (from tasks it runs, or
+    /// from async-io's reactor turned on it) are not from afar.
+    static DRIVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// How many wakes came from threads not in [`block_on`]: `block_on`'s own
+/// waker's, and those of the wakers [`note_wake`] watches (see
+/// [`Slices`]).
+static WOKEN_AFAR: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a wake made on a thread not in [`block_on`] in [`WOKEN_AFAR`].
+///
+/// async-io's helper thread, when it takes the reactor over, wakes the
+/// tasks waiting on sockets through the executor's queue, not through
+/// `block_on`'s waker: the wakers p2p-grpc hands async-io for its sockets
+/// call this, so that `block_on` sees the helper at work.
+pub(crate) fn note_wake() {
+    if !DRIVING.get() {
+        WOKEN_AFAR.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        tests::NOTED.set(tests::NOTED.get() + 1);
+    }
+}
+
+/// Marks the thread as in [`block_on`] until dropped.
+struct Driving(bool);
+
+impl Driving {
+    fn enter() -> Self {
+        Driving(DRIVING.replace(true))
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        DRIVING.set(self.0);
+    }
 }
 
 /// Leaves [`block_on`]: if it was the last driver and tasks remain, the
@@ -133,14 +227,20 @@ impl Drop for Leave {
 }
 
 /// The future `block_on` hands async-io: the caller's future, then up to a
-/// [`SLICE`] of tasks, then (when none is left) a look at the sockets'
+/// slice of tasks ([`Slices`]), then (when none is left) a look at the sockets'
 /// readiness, then a wait for the next wake.
 struct Drive<'a, F> {
     future: Pin<&'a mut F>,
     /// [`EXECUTOR`], but for tests.
     executor: &'static ::smol::Executor<'static>,
-    /// [`SLICE`], but for tests.
-    slice: Duration,
+    /// How long tasks run before async-io turns the reactor.
+    slices: Slices,
+    /// When `Drive` last left async-io to wait for a wake.
+    waited_since: Option<Instant>,
+    /// [`WOKEN_AFAR`], but for tests.
+    afar: &'static AtomicU64,
+    /// `afar` when the slice began.
+    seen_afar: u64,
     /// Looks for sockets that became readable and wakes their readers:
     /// [`super::readiness::poll`], but for tests.
     look: fn() -> bool,
@@ -180,6 +280,7 @@ impl Wake for DriveWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        note_wake();
         // See `Drive::poll`.
         self.woken.store(true, Ordering::SeqCst);
         if !self.polling.load(Ordering::SeqCst) {
@@ -199,7 +300,10 @@ impl<'a, F> Drive<'a, F> {
         Drive {
             future,
             executor,
-            slice,
+            slices: Slices::new(slice),
+            waited_since: None,
+            afar: &WOKEN_AFAR,
+            seen_afar: WOKEN_AFAR.load(Ordering::Relaxed),
             look,
             waker: Waker::from(wake.clone()),
             wake,
@@ -216,6 +320,15 @@ impl<F: Future> Future for Drive<'_, F> {
         this.wake.outer.register(cx.waker());
         let waker = this.waker.clone();
         let start = Instant::now();
+        let waited_long = this
+            .waited_since
+            .take()
+            .is_some_and(|since| start.duration_since(since) >= HANDED_OVER);
+        let afar = this.afar.load(Ordering::Relaxed);
+        if waited_long || std::mem::replace(&mut this.seen_afar, afar) != afar {
+            this.slices.restart();
+        }
+        let slice = this.slices.current();
         // The caller's future, then tasks until none is ready, then the
         // sockets' readiness; again while something was woken meanwhile and
         // the slice lasts.
@@ -224,7 +337,7 @@ impl<F: Future> Future for Drive<'_, F> {
             this.wake.woken.store(false, Ordering::SeqCst);
             let mut inner = Context::from_waker(&waker);
             let polled = this.future.as_mut().poll(&mut inner);
-            let idle = polled.is_pending() && this.run_tasks(&mut inner, start);
+            let idle = polled.is_pending() && this.run_tasks(&mut inner, start, slice);
             if idle && !this.wake.woken.load(Ordering::SeqCst) {
                 // Nothing else to do: readers of sockets that became
                 // readable are woken (so `woken` is set) without a turn of
@@ -241,11 +354,13 @@ impl<F: Future> Future for Drive<'_, F> {
                 return polled;
             }
             if idle && !this.wake.woken.load(Ordering::SeqCst) {
+                this.waited_since = Some(Instant::now());
                 return Poll::Pending;
             }
-            if !idle || start.elapsed() >= this.slice {
+            if !idle || this.slice_over(start, slice) {
                 // The slice is over: async-io turns the reactor (it was
                 // woken, so it does not block) and polls us again.
+                this.slices.turned();
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -254,9 +369,21 @@ impl<F: Future> Future for Drive<'_, F> {
 }
 
 impl<F> Drive<'_, F> {
+    /// Whether the slice that began at `start` is over. A wake from afar
+    /// meanwhile cuts it to the first slice's length: async-io's helper
+    /// may have started its sleeps again, and a long slice would let it
+    /// take the reactor over at every one of them.
+    fn slice_over(&self, start: Instant, slice: Duration) -> bool {
+        let slice = match self.afar.load(Ordering::Relaxed) == self.seen_afar {
+            true => slice,
+            false => slice.min(self.slices.first),
+        };
+        start.elapsed() >= slice
+    }
+
     /// Runs tasks until none is ready (`true`, with the executor then set to
     /// wake `cx`) or the slice is over (`false`).
-    fn run_tasks(&mut self, cx: &mut Context<'_>, start: Instant) -> bool {
+    fn run_tasks(&mut self, cx: &mut Context<'_>, start: Instant, slice: Duration) -> bool {
         if let Some(waiting) = &mut self.waiting {
             // A wake-up that is not for us (the caller's future's, say).
             if waiting.as_mut().poll(cx).is_pending() {
@@ -268,7 +395,7 @@ impl<F> Drive<'_, F> {
         loop {
             if self.executor.try_tick() {
                 ran += 1;
-                if ran % TASKS_PER_CLOCK_READ == 0 && start.elapsed() >= self.slice {
+                if ran % TASKS_PER_CLOCK_READ == 0 && self.slice_over(start, slice) {
                     return false;
                 }
                 continue;
@@ -284,7 +411,7 @@ impl<F> Drive<'_, F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
 
@@ -429,6 +556,105 @@ mod tests {
         // The slice ended the turn, and async-io will poll `Drive` again.
         assert!(wakes.0.load(Ordering::SeqCst) >= 1);
         assert!(polls > 1, "{polls}");
+    }
+
+    #[test]
+    fn slices_grow_with_async_ios_helper_sleeps_and_start_again() {
+        let mut slices = Slices::new(SLICE);
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            seen.push(slices.current().as_micros());
+            slices.turned();
+        }
+        // 4/5 of the helper's sleeps (50, 75, 100, 250, 500, 750, 1000 µs),
+        // and no longer past 800 µs.
+        assert_eq!(seen, [40, 60, 80, 200, 400, 600, 800, 800]);
+        slices.restart();
+        assert_eq!(slices.current(), SLICE);
+    }
+
+    static SLICED: ::smol::Executor<'static> = ::smol::Executor::new();
+    /// The wakes from afar [`slices_start_again_after_a_wake_from_afar_or_a_long_wait`]'s
+    /// `Drive` sees (the global count moves with other tests' wakes).
+    static AFAR: AtomicU64 = AtomicU64::new(0);
+
+    std::thread_local! {
+        /// Wakes from afar [`note_wake`] counted on this thread.
+        pub(crate) static NOTED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn slices_start_again_after_a_wake_from_afar_or_a_long_wait() {
+        let waker = Waker::from(Arc::new(CountWakes::default()));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(std::future::poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        }));
+        let first = Duration::from_micros(1);
+        let mut drive = pin!(Drive::new(future.as_mut(), &SLICED, first, nothing));
+        drive.afar = &AFAR;
+        drive.seen_afar = AFAR.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(drive.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(drive.slices.turns, 3, "each slice ended with a turn");
+        // A wake from afar may be async-io's helper turning the reactor.
+        AFAR.fetch_add(1, Ordering::SeqCst);
+        assert!(drive.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(drive.slices.turns, 1, "started again, then one turn");
+        // A short wait in async-io keeps the slices growing ...
+        drive.waited_since = Some(Instant::now());
+        assert!(drive.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(drive.slices.turns, 2);
+        // ... a long one may have handed the reactor to the helper.
+        drive.waited_since = Instant::now().checked_sub(HANDED_OVER);
+        assert!(drive.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(drive.slices.turns, 1);
+    }
+
+    #[test]
+    fn a_wake_from_afar_cuts_the_slice_under_way_to_the_first() {
+        let mut future = pin!(std::future::pending::<()>());
+        let first = Duration::from_millis(10);
+        let mut drive = Drive::new(future.as_mut(), &SLICED_TOO, first, nothing);
+        drive.afar = &AFAR_TOO;
+        drive.seen_afar = AFAR_TOO.load(Ordering::SeqCst);
+        // Five turns in time: the slice is 150 ms (750 µs for `SLICE`).
+        for _ in 0..5 {
+            drive.slices.turned();
+        }
+        let slice = drive.slices.current();
+        assert_eq!(slice, Duration::from_millis(150));
+        let start = Instant::now()
+            .checked_sub(Duration::from_millis(20))
+            .unwrap();
+        assert!(!drive.slice_over(start, slice), "20 ms into 150");
+        // The helper may have turned the reactor: 20 ms is past the first
+        // slice's length.
+        AFAR_TOO.fetch_add(1, Ordering::SeqCst);
+        assert!(drive.slice_over(start, slice));
+    }
+
+    static SLICED_TOO: ::smol::Executor<'static> = ::smol::Executor::new();
+    static AFAR_TOO: AtomicU64 = AtomicU64::new(0);
+
+    #[test]
+    fn wakes_from_threads_not_in_block_on_are_noted() {
+        let waker = Waker::from(Arc::new(DriveWake::default()));
+        let afar = waker.clone();
+        let noted = std::thread::spawn(move || {
+            afar.wake_by_ref();
+            NOTED.get()
+        });
+        assert_eq!(noted.join().unwrap(), 1);
+        // The thread in `block_on` (tasks it runs, the reactor it turns).
+        let near = std::thread::spawn(move || {
+            let _driving = Driving::enter();
+            waker.wake_by_ref();
+            NOTED.get()
+        });
+        assert_eq!(near.join().unwrap(), 0);
     }
 
     #[test]
