@@ -86,7 +86,7 @@ pub(crate) fn incoming(listener: TcpListener) -> io::Result<Incoming> {
 }
 
 /// An async-io TCP stream, as the helpers and libp2p's `TcpTransport` use
-/// it, with two changes from `Async<TcpStream>`:
+/// it, with these changes from `Async<TcpStream>`:
 ///
 /// - it skips the read it knows would find nothing. h2 reads until a read
 ///   is pending, so every batch of incoming frames ends with a read that
@@ -102,6 +102,10 @@ pub(crate) fn incoming(listener: TcpListener) -> io::Result<Incoming> {
 /// - a drained socket that [`crate::rt::block_on`] saw become readable
 ///   between tasks (see [`readiness`](super::readiness)) is read without
 ///   asking async-io first;
+/// - with the `smol` feature, the wakers it hands async-io while a read or
+///   a write waits note a wake made on a thread not in `rt::block_on`
+///   (`NoteWake`): that is async-io's helper thread turning the reactor,
+///   which `rt::block_on` must know of to keep its slices short;
 /// - closing it (`poll_close`) shuts the write half down, so the peer reads
 ///   EOF (`Async`'s own `poll_close` only flushes).
 #[derive(Debug)]
