@@ -180,14 +180,11 @@ impl AsyncIoTcp {
     /// [`NoteWake`]).
     #[cfg(feature = "smol")]
     fn poll_ready(&mut self, cx: &mut Context<'_>, wait: Wait) -> Poll<io::Result<()>> {
-        let slot = &mut self.waiting[wait as usize];
-        let current = slot
-            .as_ref()
-            .is_some_and(|waiting| waiting.0.will_wake(cx.waker()));
-        if !current {
-            *slot = Some(Arc::new(NoteWake(cx.waker().clone())));
-        }
-        let waker = Waker::from(slot.clone().expect("set above"));
+        let waiting = match &mut self.waiting[wait as usize] {
+            Some(waiting) if waiting.0.will_wake(cx.waker()) => waiting.clone(),
+            slot => slot.insert(Arc::new(NoteWake(cx.waker().clone()))).clone(),
+        };
+        let waker = Waker::from(waiting);
         let mut cx = Context::from_waker(&waker);
         match wait {
             Wait::Read => self.io.poll_readable(&mut cx),

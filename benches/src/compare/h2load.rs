@@ -137,7 +137,7 @@ fn run_once(
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
         .arg(format!("http://{addr}/bench.Bench/Unary"))
         .output();
-    let preempted = preempted(child.id());
+    let switches = preempted(child.id());
     // The server ends when its stdin closes.
     drop(child.stdin.take());
     let mut rest = String::new();
@@ -151,7 +151,7 @@ fn run_once(
         return Err(format!("h2load failed: {text}").into());
     }
     let mut run = parse(&text, response_len).map_err(|err| format!("{err}\n{text}"))?;
-    run.preempted = preempted;
+    run.preempted = switches;
     if count {
         let allocations = rest
             .lines()
@@ -286,7 +286,7 @@ pub fn run(rounds: usize) -> Result<()> {
     for (name, ours, theirs) in comparisons {
         for (workload, path, response_len) in &workloads {
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            let mut preempted = None::<u64>;
+            let mut most_preempted = None::<u64>;
             for round in 0..rounds {
                 // ABBA: the order alternates, so drift hits both alike.
                 let order = if round % 2 == 0 {
@@ -298,9 +298,7 @@ pub fn run(rounds: usize) -> Result<()> {
                     let server = if first_ours { ours } else { theirs };
                     let run = run_once(server, path, *response_len, false)?;
                     if first_ours {
-                        if let Some(n) = run.preempted {
-                            preempted = Some(preempted.unwrap_or(0).max(n));
-                        }
+                        most_preempted = most_preempted.max(run.preempted);
                         a.push(run.requests_per_second);
                     } else {
                         b.push(run.requests_per_second);
@@ -310,9 +308,9 @@ pub fn run(rounds: usize) -> Result<()> {
             let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
             let (best_a, best_b) = (best(&a), best(&b));
             let (median_a, median_b) = (median(&mut a), median(&mut b));
-            let preempted = preempted.map_or("-".to_owned(), |n| n.to_string());
+            let most_preempted = most_preempted.map_or("-".to_owned(), |n| n.to_string());
             println!(
-                "| {name} | {workload} | {median_a:.0} | {median_b:.0} | {:.2} | {:.2} | {preempted} |",
+                "| {name} | {workload} | {median_a:.0} | {median_b:.0} | {:.2} | {:.2} | {most_preempted} |",
                 median_a / median_b,
                 best_a / best_b
             );
