@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
+use futures::stream::BoxStream;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade::Version;
@@ -29,7 +30,7 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
-use p2p_grpc::libp2p::{GrpcStream, Node, TcpTransport};
+use p2p_grpc::libp2p::{GrpcStream, Node, ServeHandle, TcpTransport};
 use p2p_grpc::rt::SharedRuntime;
 use p2p_grpc_bench::{pb, P2pBench};
 
@@ -73,14 +74,62 @@ pub fn run(timing: Timing, results: &mut Results) -> Result<()> {
             if net_only.as_deref().is_some_and(|only| only != name) {
                 continue;
             }
+            let only = stack_only.as_deref();
             let grpc = match runs("grpc") {
-                true => grpc_stream(rt.clone(), net, timing).await?,
-                false => (0.0, 0.0),
+                true => Some(grpc_side(rt.clone(), net).await?),
+                false => None,
             };
             let bare = match runs("bare") {
-                true => bare_streams(rt.clone(), net, timing).await?,
-                false => (0.0, 0.0),
+                true => Some(bare_side(rt.clone(), net).await?),
+                false => None,
             };
+            let grpc_calls = match &grpc {
+                Some(side) if only != Some("grpc-stream") => side.unary(rt.clone(), timing).await?,
+                _ => 0.0,
+            };
+            let bare_calls = match &bare {
+                Some(side) if only != Some("bare-stream") => side.echo(rt.clone(), timing).await?,
+                _ => 0.0,
+            };
+            // The streaming of both stacks, read by turns (`interleaved`).
+            let mut flows = Vec::new();
+            let grpc_flow = grpc.as_ref().filter(|_| only != Some("grpc-unary"));
+            if let Some(side) = grpc_flow {
+                flows.push(side.flow().await?);
+            }
+            let bare_flow = bare.as_ref().filter(|_| only != Some("bare-unary"));
+            if let Some(side) = bare_flow {
+                flows.push(side.flow().await?);
+            }
+            let (grpc_flow, bare_flow) = (grpc_flow.is_some(), bare_flow.is_some());
+            let (rates, ratios) = interleaved(&mut flows, timing).await?;
+            drop(flows);
+            let mut rates = rates.into_iter();
+            let grpc_mbps = if grpc_flow {
+                rates.next().unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            let bare_mbps = if bare_flow {
+                rates.next().unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            if !ratios.is_empty() {
+                let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+                eprintln!(
+                    "   {name}: GrpcStream ÷ bare stream, 1 MiB, window by window: {}",
+                    shown.join(" ")
+                );
+            }
+            if let Some(side) = grpc {
+                side.shutdown().await;
+            }
+            if let Some(side) = bare {
+                side.shutdown().await;
+            }
+            let grpc = (grpc_calls, grpc_mbps);
+            let bare = (bare_calls, bare_mbps);
             let rr = match runs("rr") {
                 true => request_response(rt.clone(), net, timing).await?,
                 false => (0.0, 0.0),
@@ -127,8 +176,19 @@ async fn node_pair(rt: SharedRuntime, net: Net) -> Result<(Node, Node, PeerId)> 
     Ok((server, client, peer))
 }
 
-/// p2p-grpc through `GrpcStream`: (unary calls/s, streaming MB/s).
-async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64, f64)> {
+/// p2p-grpc through `GrpcStream`: its two nodes, the serving side and a
+/// client of the bench service on the other node.
+struct GrpcSide {
+    server: Node,
+    client: Node,
+    serving: GrpcStream,
+    _handle: ServeHandle,
+    /// The client node's `GrpcStream`, kept for as long as its channel.
+    _calling: GrpcStream,
+    bench: Arc<dyn Client>,
+}
+
+async fn grpc_side(rt: SharedRuntime, net: Net) -> Result<GrpcSide> {
     let (server, client, peer) = node_pair(rt.clone(), net).await?;
     // `BENCH_LIBP2P_FRAME_SIZE=16384` compares HTTP/2's default frame size
     // with GrpcStream's (finding 13).
@@ -159,40 +219,58 @@ async fn grpc_stream(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64
         .server(server_builder)
         .add_service(pb::bench_server::BenchServer::new(P2pBench::default()))
         .build(server.control())?;
-    let _handle = serving.serve()?;
+    let handle = serving.serve()?;
     let calling = GrpcStream::builder()
         .runtime(rt.clone())
         .channel(channel_builder)
         .build(client.control())?;
     let channel = calling.client(peer);
     let bench: Arc<dyn Client> = Arc::new(P2pClient(pb::bench_client::BenchClient::new(channel)));
-    // `BENCH_LIBP2P_ONLY=grpc-stream` skips the unary calls, and
-    // `grpc-unary` the streaming, for profiles of one workload.
-    let calls = match std::env::var("BENCH_LIBP2P_ONLY").as_deref() {
-        Ok("grpc-stream") => 0.0,
-        _ => {
-            workloads::unary_throughput(
-                rt.clone(),
-                vec![bench.clone()],
-                CONCURRENCY,
-                UNARY_SIZE,
-                timing,
-            )
-            .await?
-        }
-    };
-    let mbps = match std::env::var("BENCH_LIBP2P_ONLY").as_deref() {
-        Ok("grpc-unary") => 0.0,
-        _ => workloads::streaming(bench, STREAM_SIZE, timing).await?,
-    };
-    serving.shutdown(Duration::from_millis(100)).await;
-    client.shutdown().await;
-    server.shutdown().await;
-    Ok((calls, mbps))
+    Ok(GrpcSide {
+        server,
+        client,
+        serving,
+        _handle: handle,
+        _calling: calling,
+        bench,
+    })
 }
 
-/// The floor: the same bytes on bare libp2p streams.
-async fn bare_streams(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f64, f64)> {
+impl GrpcSide {
+    /// Unary calls/s, 64 in flight.
+    async fn unary(&self, rt: SharedRuntime, timing: Timing) -> Result<f64> {
+        workloads::unary_throughput(
+            rt,
+            vec![self.bench.clone()],
+            CONCURRENCY,
+            UNARY_SIZE,
+            timing,
+        )
+        .await
+    }
+
+    /// A server-streaming call of 1 MiB messages.
+    async fn flow(&self) -> Result<Flow> {
+        Ok(Flow::Grpc(self.bench.stream(STREAM_SIZE).await?))
+    }
+
+    async fn shutdown(self) {
+        self.serving.shutdown(Duration::from_millis(100)).await;
+        self.client.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
+/// The floor: the same bytes on bare libp2p streams. The server node
+/// echoes what it reads on `ECHO` streams and writes 1 MiB messages
+/// without end on `FLOOD` streams.
+struct BareSide {
+    server: Node,
+    client: Node,
+    peer: PeerId,
+}
+
+async fn bare_side(rt: SharedRuntime, net: Net) -> Result<BareSide> {
     let (server, client, peer) = node_pair(rt.clone(), net).await?;
     let mut echo_in = server.control().accept(ECHO)?;
     let spawner = rt.clone();
@@ -223,17 +301,21 @@ async fn bare_streams(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f6
             }));
         }
     }));
+    Ok(BareSide {
+        server,
+        client,
+        peer,
+    })
+}
 
-    // `BENCH_LIBP2P_ONLY=bare-stream` skips the echo, for profiles of the
-    // flood alone.
-    let calls = if std::env::var("BENCH_LIBP2P_ONLY").as_deref() == Ok("bare-stream") {
-        0.0
-    } else {
-        // 64 streams, each a ping-pong of the framed 64-byte message.
+impl BareSide {
+    /// Round trips/s of 64 streams, each a ping-pong of the framed 64-byte
+    /// message.
+    async fn echo(&self, rt: SharedRuntime, timing: Timing) -> Result<f64> {
         let message = frame_payload(&[1u8; UNARY_SIZE]);
         let mut streams = Vec::new();
         for _ in 0..CONCURRENCY {
-            streams.push(client.open_stream(peer, ECHO).await?);
+            streams.push(self.client.open_stream(self.peer, ECHO).await?);
         }
         let round = |streams: Vec<libp2p::Stream>, duration: Duration| {
             let rt = rt.clone();
@@ -274,32 +356,92 @@ async fn bare_streams(rt: SharedRuntime, net: Net, timing: Timing) -> Result<(f6
         let start = Instant::now();
         let (calls, streams) = round(streams, timing.measure).await?;
         drop(streams);
-        calls as f64 / start.elapsed().as_secs_f64()
-    };
+        Ok(calls as f64 / start.elapsed().as_secs_f64())
+    }
 
-    let mut flood = client.open_stream(peer, FLOOD).await?;
-    let mut buf = vec![0u8; 1024 * 1024];
-    let warm_end = Instant::now() + timing.warmup;
-    while Instant::now() < warm_end {
-        if flood.read(&mut buf).await? == 0 {
-            return Err("flood stream ended".into());
+    /// A stream the server writes full of 1 MiB messages.
+    async fn flow(&self) -> Result<Flow> {
+        let stream = self.client.open_stream(self.peer, FLOOD).await?;
+        Ok(Flow::Bare(stream, vec![0u8; 1024 * 1024]))
+    }
+
+    async fn shutdown(self) {
+        self.client.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
+/// A one-way flow of 1 MiB messages, read in windows.
+enum Flow {
+    /// The messages of a `GrpcStream` server-streaming call (their sizes).
+    Grpc(BoxStream<'static, Result<usize>>),
+    /// A bare libp2p stream, and the buffer it is read into.
+    Bare(libp2p::Stream, Vec<u8>),
+}
+
+impl Flow {
+    /// Reads for `duration` (and at most one read past it): bytes read.
+    async fn read_for(&mut self, duration: Duration) -> Result<u64> {
+        let end = Instant::now() + duration;
+        let mut bytes = 0u64;
+        while Instant::now() < end {
+            bytes += match self {
+                Flow::Grpc(messages) => messages.next().await.ok_or("stream ended")?? as u64,
+                Flow::Bare(stream, buf) => match stream.read(buf).await? {
+                    0 => return Err("flood stream ended".into()),
+                    n => n as u64,
+                },
+            };
+        }
+        Ok(bytes)
+    }
+}
+
+/// Windows each flow is read in, taking turns (ABBA: the order flips each
+/// round, so drift of the machine's speed falls on both alike).
+const WINDOWS: u32 = 8;
+
+/// MB/s of each flow, measured in [`WINDOWS`] windows each, taking turns
+/// with the others, instead of one after the other: on a shared machine the
+/// speed moves by more between seconds than between the stacks, and a
+/// ratio of two figures taken seconds apart moved with it (0.73 to 0.99
+/// for the same binary). The flows not being read stall on their windows
+/// meanwhile. Each window starts with a tenth of its length unmeasured, for
+/// the bytes that waited in the windows, then measures. Also gives, per
+/// round, the first flow's MB/s over the second's.
+async fn interleaved(flows: &mut [Flow], timing: Timing) -> Result<(Vec<f64>, Vec<f64>)> {
+    for flow in flows.iter_mut() {
+        flow.read_for(timing.warmup).await?;
+    }
+    let window = timing.measure / WINDOWS;
+    let mut bytes = vec![0u64; flows.len()];
+    let mut time = vec![Duration::ZERO; flows.len()];
+    let mut ratios = Vec::new();
+    for round in 0..WINDOWS {
+        let mut order: Vec<usize> = (0..flows.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut rates = vec![0.0; flows.len()];
+        for i in order {
+            flows[i].read_for(window / 10).await?;
+            let start = Instant::now();
+            let read = flows[i].read_for(window).await?;
+            let took = start.elapsed();
+            bytes[i] += read;
+            time[i] += took;
+            rates[i] = read as f64 / took.as_secs_f64();
+        }
+        if rates.len() == 2 && rates[1] > 0.0 {
+            ratios.push(rates[0] / rates[1]);
         }
     }
-    let start = Instant::now();
-    let end = start + timing.measure;
-    let mut bytes = 0u64;
-    while Instant::now() < end {
-        let n = flood.read(&mut buf).await?;
-        if n == 0 {
-            return Err("flood stream ended".into());
-        }
-        bytes += n as u64;
-    }
-    let mbps = bytes as f64 / start.elapsed().as_secs_f64() / 1e6;
-    drop(flood);
-    client.shutdown().await;
-    server.shutdown().await;
-    Ok((calls, mbps))
+    let mbps = bytes
+        .iter()
+        .zip(&time)
+        .map(|(&b, t)| b as f64 / t.as_secs_f64() / 1e6)
+        .collect();
+    Ok((mbps, ratios))
 }
 
 /// A length-prefixed bytes codec for request-response.
