@@ -93,28 +93,20 @@ pub fn run(timing: Timing, results: &mut Results) -> Result<()> {
             };
             // The streaming of both stacks, read by turns (`interleaved`).
             let mut flows = Vec::new();
-            let grpc_flow = grpc.as_ref().filter(|_| only != Some("grpc-unary"));
-            if let Some(side) = grpc_flow {
+            let mut grpc_flow = None;
+            if let Some(side) = grpc.as_ref().filter(|_| only != Some("grpc-unary")) {
+                grpc_flow = Some(flows.len());
                 flows.push(side.flow().await?);
             }
-            let bare_flow = bare.as_ref().filter(|_| only != Some("bare-unary"));
-            if let Some(side) = bare_flow {
+            let mut bare_flow = None;
+            if let Some(side) = bare.as_ref().filter(|_| only != Some("bare-unary")) {
+                bare_flow = Some(flows.len());
                 flows.push(side.flow().await?);
             }
-            let (grpc_flow, bare_flow) = (grpc_flow.is_some(), bare_flow.is_some());
             let (rates, ratios) = interleaved(&mut flows, timing).await?;
             drop(flows);
-            let mut rates = rates.into_iter();
-            let grpc_mbps = if grpc_flow {
-                rates.next().unwrap_or(0.0)
-            } else {
-                0.0
-            };
-            let bare_mbps = if bare_flow {
-                rates.next().unwrap_or(0.0)
-            } else {
-                0.0
-            };
+            let rate = |flow: Option<usize>| flow.map_or(0.0, |i| rates[i]);
+            let (grpc_mbps, bare_mbps) = (rate(grpc_flow), rate(bare_flow));
             if !ratios.is_empty() {
                 let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
                 eprintln!(
