@@ -12,6 +12,13 @@
 //! - larger ones (a 16 KiB DATA frame and its header) go to the stream's own
 //!   `poll_write_vectored` without a copy: one `writev` for an async-io TCP
 //!   stream.
+//!
+//! A write that fails does not end the connection at once: h2 would drop
+//! what the peer sent before it went, such as the GOAWAY that says why (a
+//! peer that refuses an oversized header block sends one and closes, and our
+//! writes may meet the closed stream before h2 reads it). The adapter takes
+//! writes without sending them from then on, and fails the read that finds
+//! nothing more to read with the write's error (see [`WriteSide`]).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -118,6 +125,22 @@ pub(crate) struct H2Adapter<T> {
     tap: Option<Box<dyn Tap>>,
     /// The tap cut reading: h2 gets no more bytes.
     read_cut: bool,
+    /// Whether writes still reach the stream.
+    write_side: WriteSide,
+}
+
+/// The state of the adapter's writing.
+#[derive(Debug)]
+enum WriteSide {
+    /// Writes go to the stream.
+    Open,
+    /// A write failed with this error. Writes are taken and dropped, so
+    /// that h2 goes on reading what the peer sent before the failure; the
+    /// first read that finds nothing more (or the end of the stream) ends
+    /// this state, and that read fails with the error.
+    Draining(io::Error),
+    /// The failure has been reported: writes fail with its kind.
+    Failed(io::ErrorKind),
 }
 
 impl<T> std::fmt::Debug for H2Adapter<T> {
@@ -149,6 +172,7 @@ impl<T> H2Adapter<T> {
             gate_waker: Waker::from(gate),
             tap: None,
             read_cut: false,
+            write_side: WriteSide::Open,
         }
     }
 
@@ -188,6 +212,55 @@ impl<T: FuturesWrite + Unpin> H2Adapter<T> {
     }
 }
 
+impl<T> H2Adapter<T> {
+    /// Turns a failed write into [`WriteSide::Draining`]: the bytes
+    /// gathered are dropped, and the task is woken so that h2 reads again
+    /// (the read that finds nothing reports the error).
+    fn write_failed(&mut self, err: io::Error, cx: &mut Context<'_>) {
+        self.buf.clear();
+        self.written = 0;
+        self.write_side = WriteSide::Draining(err);
+        cx.waker().wake_by_ref();
+    }
+
+    /// What a write gets once a write has failed: taken and dropped while
+    /// draining, the failure's kind once it has been reported. `None` while
+    /// writes go to the stream.
+    fn after_failure<R>(&self, taken: R) -> Option<Poll<io::Result<R>>> {
+        match &self.write_side {
+            WriteSide::Open => None,
+            WriteSide::Draining(_) => Some(Poll::Ready(Ok(taken))),
+            WriteSide::Failed(kind) => Some(Poll::Ready(Err(io::Error::new(
+                *kind,
+                "the connection failed in an earlier write",
+            )))),
+        }
+    }
+
+    /// A read found nothing to hand h2 now: `Pending`, or, after a failed
+    /// write, that write's error (there is nothing more to drain).
+    fn nothing_to_read(&mut self) -> Poll<io::Result<()>> {
+        match std::mem::replace(&mut self.write_side, WriteSide::Open) {
+            WriteSide::Draining(err) => {
+                self.write_side = WriteSide::Failed(err.kind());
+                Poll::Ready(Err(err))
+            }
+            other => {
+                self.write_side = other;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Has the stream ended while a write's failure was being drained? Its
+    /// error is then reported by the writes that follow.
+    fn read_ended(&mut self) {
+        if let WriteSide::Draining(err) = &self.write_side {
+            self.write_side = WriteSide::Failed(err.kind());
+        }
+    }
+}
+
 impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -222,7 +295,7 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
         }
         if this.read_cut {
             // The tap's owner is closing the connection; h2 reads no more.
-            return Poll::Pending;
+            return this.nothing_to_read();
         }
         if this.read_budget == 0 {
             this.read_budget = READ_BUDGET;
@@ -232,7 +305,7 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
         // Since the stream last said "nothing yet", has it woken us?
         this.gate.task.register(cx.waker());
         if !this.gate.ready.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
+            return this.nothing_to_read();
         }
         let mut gated = Context::from_waker(&this.gate_waker);
         // Never past the turn's budget by more than one small read.
@@ -249,13 +322,14 @@ impl<T: FuturesRead + Unpin> AsyncRead for H2Adapter<T> {
             Poll::Pending => {
                 // The task sleeps until the stream has more: a new turn.
                 this.read_budget = READ_BUDGET;
-                return Poll::Pending;
+                return this.nothing_to_read();
             }
         };
         this.read_budget = this.read_budget.saturating_sub(n);
         this.adapt(n, size);
         if n == 0 {
             // The end of the stream.
+            this.read_ended();
             return Poll::Ready(Ok(()));
         }
         this.hand_over(buf, 0..n)
@@ -335,19 +409,31 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for H2Adapter<T> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if let Some(taken) = this.after_failure(total) {
+            return taken;
+        }
         if let Some(tap) = this.tap.as_mut() {
             tap.insert(&mut this.buf);
         }
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
             return Poll::Ready(Ok(0));
         }
         if total >= LARGE || this.buf.len() + total > CAPACITY {
-            ready!(this.poll_drain(cx))?;
+            if let Err(err) = ready!(this.poll_drain(cx)) {
+                this.write_failed(err, cx);
+                return Poll::Ready(Ok(total));
+            }
         }
         if total >= LARGE {
             // Large: no copy; one writev where the stream supports it.
-            let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+            let n = match ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)) {
+                Ok(n) => n,
+                Err(err) => {
+                    this.write_failed(err, cx);
+                    return Poll::Ready(Ok(total));
+                }
+            };
             if let Some(tap) = this.tap.as_mut() {
                 tap_wrote(tap.as_mut(), bufs, n);
             }
@@ -369,17 +455,35 @@ impl<T: FuturesWrite + Unpin> AsyncWrite for H2Adapter<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(taken) = this.after_failure(()) {
+            return taken;
+        }
         if let Some(tap) = this.tap.as_mut() {
             tap.insert(&mut this.buf);
         }
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        let flushed = match ready!(this.poll_drain(cx)) {
+            Ok(()) => ready!(Pin::new(&mut this.inner).poll_flush(cx)),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = flushed {
+            this.write_failed(err, cx);
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_close(cx)
+        if let Some(taken) = this.after_failure(()) {
+            return taken;
+        }
+        let closed = match ready!(this.poll_drain(cx)) {
+            Ok(()) => ready!(Pin::new(&mut this.inner).poll_close(cx)),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = closed {
+            this.write_failed(err, cx);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -900,5 +1004,128 @@ mod tests {
         }
         let total: usize = writes.lock().unwrap().iter().map(Vec::len).sum();
         assert_eq!(total, (CAPACITY / (LARGE - 1)) * (LARGE - 1));
+    }
+
+    /// A stream whose peer has gone: every write fails with `BrokenPipe`;
+    /// reads give `arrived` (what the peer sent before it went), then
+    /// `Pending`, or the end of the stream if `ends`.
+    struct PeerGone {
+        arrived: Option<Vec<u8>>,
+        ends: bool,
+    }
+
+    impl FuturesRead for PeerGone {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            match self.arrived.take() {
+                Some(bytes) => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    Poll::Ready(Ok(bytes.len()))
+                }
+                None if self.ends => Poll::Ready(Ok(0)),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    impl FuturesWrite for PeerGone {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// One read of `io` into a fresh buffer: what it handed h2, or its error.
+    fn read_once<T: FuturesRead + Unpin>(io: &mut H2Adapter<T>) -> io::Result<Vec<u8>> {
+        let mut storage = [0u8; 256];
+        let mut buf = ReadBuf::new(&mut storage);
+        run(|cx| Pin::new(&mut *io).poll_read(cx, &mut buf))?;
+        Ok(buf.filled().to_vec())
+    }
+
+    #[test]
+    fn after_a_failed_write_h2_reads_what_the_peer_sent_then_the_read_fails() {
+        let mut io = H2Adapter::new(PeerGone {
+            arrived: Some(b"GOAWAY".to_vec()),
+            ends: false,
+        });
+        // A large write fails at the stream: taken, and the task woken to
+        // read on.
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let large = vec![1u8; LARGE];
+        let written = Pin::new(&mut io).poll_write(&mut cx, &large);
+        assert!(
+            matches!(written, Poll::Ready(Ok(n)) if n == LARGE),
+            "{written:?}"
+        );
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        // Later writes and flushes are taken too, while there is more to read.
+        assert_eq!(
+            run(|cx| Pin::new(&mut io).poll_write(cx, b"ping")).unwrap(),
+            4
+        );
+        run(|cx| Pin::new(&mut io).poll_flush(cx)).unwrap();
+        // h2 gets what the peer sent before it went.
+        assert_eq!(read_once(&mut io).unwrap(), b"GOAWAY");
+        // Nothing more to read: the read fails with the write's error.
+        let err = read_once(&mut io).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        // From then on, writes fail with it.
+        let err = run(|cx| Pin::new(&mut io).poll_write(cx, b"more")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        let err = run(|cx| Pin::new(&mut io).poll_flush(cx)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn a_failed_flush_then_the_end_of_the_stream() {
+        let mut io = H2Adapter::new(PeerGone {
+            arrived: Some(b"GOAWAY".to_vec()),
+            ends: true,
+        });
+        // Gathered, then the flush meets the gone peer.
+        assert_eq!(
+            run(|cx| Pin::new(&mut io).poll_write(cx, b"frame")).unwrap(),
+            5
+        );
+        run(|cx| Pin::new(&mut io).poll_flush(cx)).unwrap();
+        assert_eq!(read_once(&mut io).unwrap(), b"GOAWAY");
+        // The end of the stream is an end, not an error ...
+        assert_eq!(read_once(&mut io).unwrap(), b"");
+        // ... and the writes after it fail.
+        let err = run(|cx| Pin::new(&mut io).poll_write(cx, b"more")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        let err = run(|cx| Pin::new(&mut io).poll_shutdown(cx)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }
 }
